@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every check the project has: formatting, lints, unit tests, golden fixtures, and the
+# integration tests against real Dovecot + Postfix on loopback. This is the README's test command
+# and what .ci/run calls. It installs what is missing (Debian packages, Rust components) first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+for cmd in dovecot:dovecot-core doveadm:dovecot-core postfix:postfix swaks:swaks; do
+  command -v "${cmd%%:*}" >/dev/null 2>&1 || need_pkgs+=("${cmd#*:}")
+done
+[ -e /usr/lib/dovecot/imap ] || need_pkgs+=(dovecot-imapd)
+[ -e /usr/lib/dovecot/lmtp ] || need_pkgs+=(dovecot-lmtpd)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "== installing ${need_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  apt-get install -y -qq --no-install-recommends dovecot-core dovecot-imapd dovecot-lmtpd postfix swaks >/dev/null
+fi
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --quiet -- -D warnings
+echo "== cargo test"
+cargo test --all-targets
+echo "== cargo test --doc"
+cargo test --doc --quiet

@@ -1,0 +1,18 @@
+//! mailintake — e-mail to support tickets for СТП ГБУЗС «МИАЦ» (приказ № 852).
+//!
+//! # Layout
+//! - [`verdict`]: the contract — `Verdict`, decisions, reason codes, the parsed form.
+//! - [`engine`]: the pure verdict engine, raw mail bytes + rules → `Verdict`. No I/O, no clock.
+//! - [`message`]: MIME walk (mail-parser) into the facts the engine judges; HTML → text.
+//! - [`form`]: the form of Приложение 1, parsed from body text; quoted history stripped.
+//! - [`attach`]: one attachment classified by name and content; archives listed and checked.
+//! - [`rules`]: rule files read, validated and compiled into a `RuleSet`.
+//! - [`check`]: the `check` command — paths in, JSON Lines out.
+
+pub mod attach;
+pub mod check;
+pub mod engine;
+pub mod form;
+pub mod message;
+pub mod rules;
+pub mod verdict;

@@ -15,6 +15,12 @@ use crate::verdict::{
 
 /// Judge one mail.
 pub fn evaluate(raw: &[u8], rules: &RuleSet) -> Verdict {
+    evaluate_with(raw, rules, true)
+}
+
+/// Judge one mail; with `followups` false a ticket tag is not looked at (the daemon uses this
+/// when the tag names no ticket of ours, so the mail is judged as a new request).
+pub fn evaluate_with(raw: &[u8], rules: &RuleSet, followups: bool) -> Verdict {
     if raw.len() as u64 > rules.max_mail_bytes {
         return evaluate_oversized(raw, raw.len() as u64, rules);
     }
@@ -22,7 +28,7 @@ pub fn evaluate(raw: &[u8], rules: &RuleSet) -> Verdict {
         return unreadable();
     };
     let facts = message::facts(&msg, &rules.mime);
-    judge(&facts, rules)
+    judge(&facts, rules, followups)
 }
 
 /// Judge a mail too large to download, from its header block and its size alone: it is refused
@@ -120,7 +126,7 @@ fn filter_or_ignore(facts: &MailFacts<'_>, rules: &RuleSet, v: &mut Verdict) -> 
     None
 }
 
-fn judge(facts: &MailFacts<'_>, rules: &RuleSet) -> Verdict {
+fn judge(facts: &MailFacts<'_>, rules: &RuleSet, followups: bool) -> Verdict {
     let mut v = base_verdict(facts, rules);
     if let Some(v) = filter_or_ignore(facts, rules, &mut v) {
         return v;
@@ -148,12 +154,16 @@ fn judge(facts: &MailFacts<'_>, rules: &RuleSet) -> Verdict {
     v.fields = parsed.fields.clone();
     apply_priority(&parsed, rules, &mut v);
 
-    let followup_of = rules.followup.ticket_in_subject(&facts.subject).or_else(|| {
-        facts
-            .thread_ids
-            .iter()
-            .find_map(|id| rules.followup.ticket_in_message_id(id))
-    });
+    let followup_of = rules
+        .followup
+        .ticket_in_subject(&facts.subject)
+        .or_else(|| {
+            facts
+                .thread_ids
+                .iter()
+                .find_map(|id| rules.followup.ticket_in_message_id(id))
+        })
+        .filter(|&n| followups && n > 0);
     v.followup_of = followup_of;
 
     let mut findings: Vec<Reason> = inspections

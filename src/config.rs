@@ -1,0 +1,343 @@
+//! The daemon's configuration file (TOML). Unknown keys are an error naming the key; every
+//! setting beyond the contract has a default documented in the README.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::imap::{ImapSettings, Security};
+use crate::rules::RuleFile;
+use crate::smtp::{SmtpSecurity, SmtpSettings};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub imap: ImapConfig,
+    pub smtp: SmtpConfig,
+    pub store: StoreConfig,
+    pub rules: RulesConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImapConfig {
+    pub host: String,
+    #[serde(default = "d_imap_port")]
+    pub port: u16,
+    #[serde(default = "d_tls")]
+    pub security: Security,
+    pub username: String,
+    pub password_env: Option<String>,
+    pub password_file: Option<PathBuf>,
+    #[serde(default = "d_inbox")]
+    pub mailbox: String,
+    #[serde(default)]
+    pub folders: Folders,
+    /// Use IMAP IDLE when offered.
+    #[serde(default = "d_true")]
+    pub idle: bool,
+    /// IDLE is re-issued after this many minutes (RFC 2177 asks for less than 29).
+    #[serde(default = "d_idle_minutes")]
+    pub idle_minutes: u64,
+    /// Poll interval when IDLE is off or not offered.
+    #[serde(default = "d_poll")]
+    pub poll_seconds: u64,
+    /// Timeout of one IMAP command.
+    #[serde(default = "d_timeout")]
+    pub timeout_seconds: u64,
+    /// Larger mail is not downloaded: its headers decide (`too_large`).
+    #[serde(default = "d_max_mail")]
+    pub max_mail_bytes: u64,
+    /// Reconnect backoff cap.
+    #[serde(default = "d_backoff_cap")]
+    pub reconnect_max_seconds: u64,
+}
+
+/// Where processed mail is set aside, per outcome.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Folders {
+    #[serde(default = "d_processed")]
+    pub processed: String,
+    #[serde(default = "d_rejected")]
+    pub rejected: String,
+    #[serde(default = "d_filtered")]
+    pub filtered: String,
+    #[serde(default = "d_ignored")]
+    pub ignored: String,
+    /// Copies of our own replies (see `smtp.copy_to`).
+    #[serde(default = "d_replies")]
+    pub replies: String,
+    /// The keyword flag used when the server can neither MOVE nor UIDPLUS.
+    #[serde(default = "d_keyword")]
+    pub keyword: String,
+}
+
+impl Default for Folders {
+    fn default() -> Self {
+        Folders {
+            processed: d_processed(),
+            rejected: d_rejected(),
+            filtered: d_filtered(),
+            ignored: d_ignored(),
+            replies: d_replies(),
+            keyword: d_keyword(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    #[serde(default = "d_smtp_port")]
+    pub port: u16,
+    #[serde(default = "d_starttls")]
+    pub security: SmtpSecurity,
+    pub username: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub from: String,
+    #[serde(default = "d_from_name")]
+    pub from_name: String,
+    /// Every reply is also sent to this address (default: the IMAP user), so that after a crash
+    /// between the SMTP acceptance and its record the daemon can see the reply went out.
+    pub copy_to: Option<String>,
+    #[serde(default = "d_timeout")]
+    pub timeout_seconds: u64,
+    /// Retry a reply refused with a 4xx for this long before recording it undeliverable.
+    #[serde(default = "d_retry_hours")]
+    pub retry_hours: u64,
+    /// After a crash during sending, wait this long for the reply's copy before sending again.
+    #[serde(default = "d_confirm")]
+    pub confirm_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesConfig {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Auto-replies to one address in one day (UTC); more are recorded, not sent.
+    #[serde(default = "d_replies_per_day")]
+    pub replies_per_address_per_day: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            replies_per_address_per_day: d_replies_per_day(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// "text" or "json" (for journald).
+    #[serde(default = "d_log_format")]
+    pub format: String,
+    /// A tracing filter, e.g. "info" or "mailintake=debug".
+    #[serde(default = "d_log_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: d_log_format(),
+            level: d_log_level(),
+        }
+    }
+}
+
+fn d_imap_port() -> u16 {
+    993
+}
+fn d_smtp_port() -> u16 {
+    587
+}
+fn d_tls() -> Security {
+    Security::Tls
+}
+fn d_starttls() -> SmtpSecurity {
+    SmtpSecurity::Starttls
+}
+fn d_inbox() -> String {
+    "INBOX".into()
+}
+fn d_true() -> bool {
+    true
+}
+fn d_idle_minutes() -> u64 {
+    25
+}
+fn d_poll() -> u64 {
+    60
+}
+fn d_timeout() -> u64 {
+    30
+}
+fn d_max_mail() -> u64 {
+    25 * 1024 * 1024
+}
+fn d_backoff_cap() -> u64 {
+    300
+}
+fn d_processed() -> String {
+    "Processed".into()
+}
+fn d_rejected() -> String {
+    "Rejected".into()
+}
+fn d_filtered() -> String {
+    "Filtered".into()
+}
+fn d_ignored() -> String {
+    "Ignored".into()
+}
+fn d_replies() -> String {
+    "Replies".into()
+}
+fn d_keyword() -> String {
+    "mailintake_done".into()
+}
+fn d_from_name() -> String {
+    "СТП ГБУЗС «МИАЦ»".into()
+}
+fn d_retry_hours() -> u64 {
+    48
+}
+fn d_confirm() -> u64 {
+    60
+}
+fn d_replies_per_day() -> u32 {
+    40
+}
+fn d_log_format() -> String {
+    "text".into()
+}
+fn d_log_level() -> String {
+    "info".into()
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn read_secret(
+    env: &Option<String>,
+    file: &Option<PathBuf>,
+    what: &str,
+) -> Result<Option<String>, String> {
+    match (env, file) {
+        (Some(_), Some(_)) => Err(format!(
+            "{what}: set password_env or password_file, not both"
+        )),
+        (Some(var), None) => std::env::var(var)
+            .map(Some)
+            .map_err(|_| format!("{what}.password_env: the variable {var} is not set")),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(|s| Some(s.trim_end_matches(['\r', '\n']).to_string()))
+            .map_err(|e| format!("{what}.password_file: {}: {e}", path.display())),
+        (None, None) => Ok(None),
+    }
+}
+
+impl Config {
+    /// Read and validate; relative paths are resolved against the config file's folder.
+    pub fn load(path: &Path) -> Result<Config, String> {
+        let file = RuleFile::read(path).map_err(|e| e.to_string())?;
+        let mut cfg: Config = file.parse().map_err(|e| e.to_string())?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [&mut cfg.store.path, &mut cfg.rules.dir] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        for (sec, host) in [
+            ("imap", (&cfg.imap.host, cfg.imap.security == Security::None)),
+            ("smtp", (&cfg.smtp.host, cfg.smtp.security == SmtpSecurity::None)),
+        ] {
+            if host.1 && !is_loopback(host.0) {
+                return Err(file
+                    .error(
+                        &format!("{sec}.security"),
+                        format!(
+                            "\"none\" sends the password in clear text; it is allowed only for a loopback host, not {}",
+                            host.0
+                        ),
+                    )
+                    .to_string());
+            }
+        }
+        if cfg.imap.idle_minutes == 0 || cfg.imap.idle_minutes > 29 {
+            return Err(file
+                .error("imap.idle_minutes", "must be between 1 and 29 (RFC 2177)")
+                .to_string());
+        }
+        if cfg.log.format != "text" && cfg.log.format != "json" {
+            return Err(file
+                .error("log.format", "must be \"text\" or \"json\"")
+                .to_string());
+        }
+        Ok(cfg)
+    }
+
+    pub fn imap_settings(&self) -> Result<ImapSettings, String> {
+        let password = read_secret(&self.imap.password_env, &self.imap.password_file, "imap")?
+            .ok_or("imap: password_env or password_file is required")?;
+        Ok(ImapSettings {
+            host: self.imap.host.clone(),
+            port: self.imap.port,
+            security: self.imap.security,
+            username: self.imap.username.clone(),
+            password,
+            timeout: Duration::from_secs(self.imap.timeout_seconds.max(1)),
+        })
+    }
+
+    pub fn smtp_settings(&self) -> Result<SmtpSettings, String> {
+        let password = read_secret(&self.smtp.password_env, &self.smtp.password_file, "smtp")?;
+        if self.smtp.username.is_some() && password.is_none() {
+            return Err("smtp: username is set but neither password_env nor password_file".into());
+        }
+        Ok(SmtpSettings {
+            host: self.smtp.host.clone(),
+            port: self.smtp.port,
+            security: self.smtp.security,
+            username: self.smtp.username.clone(),
+            password,
+            from: self.smtp.from.clone(),
+            from_name: Some(self.smtp.from_name.clone()),
+            timeout: Duration::from_secs(self.smtp.timeout_seconds.max(1)),
+        })
+    }
+
+    /// The address that receives a copy of every reply.
+    pub fn copy_to(&self) -> String {
+        self.smtp
+            .copy_to
+            .clone()
+            .unwrap_or_else(|| self.imap.username.clone())
+    }
+}

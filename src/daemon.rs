@@ -1,0 +1,542 @@
+//! The daemon: glue between the mailbox (IMAP), the engine, the store and the outbox (SMTP).
+//!
+//! One intake pass: list the mailbox, and for each UID not yet set aside — fetch it (or only its
+//! header when it is too large), judge it, record everything it causes in one transaction, then
+//! set it aside into the folder of its outcome. The outbox sender delivers replies separately.
+//! An error on one mail is logged with the mail's UID and never stops the loop; connection errors
+//! reconnect with capped exponential backoff. Logs carry ids, never body text or patient data.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use sha2::{Digest, Sha256};
+use tokio::sync::{watch, Notify};
+
+use crate::config::Config;
+use crate::engine;
+use crate::imap::{ImapConn, ImapError, ImapSettings, Wake};
+use crate::replies::{ReplyContext, ReplyKind, Templates};
+use crate::rules::RuleSet;
+use crate::smtp::{AutoSubmitted, Mailer, OutgoingMail, SendError};
+use crate::store::{Aside, Incoming, Outcome, ReplyRequest, ReplyWanted, Store};
+use crate::verdict::{Code, Decision, FormFields, Verdict};
+
+/// Rules and reply templates, swapped as a whole on reload.
+pub struct Loaded {
+    pub rules: RuleSet,
+    pub templates: Templates,
+}
+
+impl Loaded {
+    pub fn load(dir: &std::path::Path) -> Result<Loaded, String> {
+        let rules = RuleSet::load(dir).map_err(|e| e.to_string())?;
+        let templates = Templates::load(&dir.join("replies")).map_err(|e| e.to_string())?;
+        Ok(Loaded { rules, templates })
+    }
+}
+
+pub struct Daemon {
+    pub cfg: Config,
+    pub loaded: Arc<RwLock<Loaded>>,
+    pub outbox_ready: Arc<Notify>,
+}
+
+/// Totals of one intake pass, for logs and `--once` output.
+#[derive(Debug, Default, Clone)]
+pub struct PassStats {
+    pub seen: usize,
+    pub recorded: usize,
+    pub set_aside: usize,
+    pub errors: usize,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn folder_for(cfg: &Config, aside: Aside) -> &str {
+    let f = &cfg.imap.folders;
+    match aside {
+        Aside::Processed => &f.processed,
+        Aside::Rejected => &f.rejected,
+        Aside::Filtered => &f.filtered,
+        Aside::Ignored => &f.ignored,
+        Aside::Replies => &f.replies,
+    }
+}
+
+impl Daemon {
+    pub fn new(cfg: Config) -> Result<Daemon, String> {
+        let loaded = Loaded::load(&cfg.rules.dir)?;
+        Ok(Daemon {
+            cfg,
+            loaded: Arc::new(RwLock::new(loaded)),
+            outbox_ready: Arc::new(Notify::new()),
+        })
+    }
+
+    pub fn open_store(&self) -> Result<Store, String> {
+        Store::open(&self.cfg.store.path).map_err(|e| format!("{}: {e}", self.cfg.store.path.display()))
+    }
+
+    /// Reload rules and templates; an invalid set is refused and the old one stays in force.
+    pub fn reload(&self) -> Result<(), String> {
+        let new = Loaded::load(&self.cfg.rules.dir)?;
+        *self.loaded.write().unwrap_or_else(|e| e.into_inner()) = new;
+        Ok(())
+    }
+
+    async fn connect(&self, settings: &ImapSettings) -> Result<(ImapConn, u32), ImapError> {
+        let mut conn = ImapConn::connect(settings).await?;
+        let uidvalidity = conn.select(&self.cfg.imap.mailbox).await?;
+        let f = &self.cfg.imap.folders;
+        for folder in [&f.processed, &f.rejected, &f.filtered, &f.ignored, &f.replies] {
+            conn.ensure_folder(folder).await?;
+        }
+        // ensure_folder may have used other commands; keep the intake mailbox selected.
+        let uidvalidity2 = conn.select(&self.cfg.imap.mailbox).await?;
+        Ok((conn, uidvalidity2.max(uidvalidity)))
+    }
+
+    /// One pass over the mailbox. Connection errors are returned (the caller reconnects);
+    /// a problem with one mail is logged and counted.
+    pub async fn intake_pass(
+        &self,
+        conn: &mut ImapConn,
+        uidvalidity: u32,
+        store: &mut Store,
+    ) -> Result<PassStats, ImapError> {
+        let mut stats = PassStats::default();
+        let list = conn.list().await?;
+        let mailbox = self.cfg.imap.mailbox.clone();
+        for info in list {
+            if info.flags.iter().any(|f| f == &self.cfg.imap.folders.keyword) {
+                continue; // set aside by keyword on a server without MOVE/UIDPLUS
+            }
+            stats.seen += 1;
+            let state = match store.ledger_state(&mailbox, uidvalidity, info.uid) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(uid = info.uid, error = %e, "ledger lookup failed");
+                    stats.errors += 1;
+                    continue;
+                }
+            };
+            let (mail_id, aside) = match state {
+                Some(s) if s.set_aside => continue,
+                Some(s) => (s.mail_id, s.aside),
+                None => {
+                    let arrived = info
+                        .internal_date
+                        .and_then(|t| Timestamp::from_second(t).ok())
+                        .unwrap_or_else(Timestamp::now);
+                    match self.process_one(conn, store, uidvalidity, info.uid, info.size, arrived).await? {
+                        Some(r) => {
+                            stats.recorded += 1;
+                            r
+                        }
+                        None => {
+                            stats.errors += 1;
+                            continue;
+                        }
+                    }
+                }
+            };
+            let folder = folder_for(&self.cfg, aside).to_string();
+            let how = conn
+                .set_aside(info.uid, &folder, &self.cfg.imap.folders.keyword)
+                .await?;
+            tracing::debug!(uid = info.uid, mail_id, folder = %folder, how = ?how, "set aside");
+            if let Err(e) = store.mark_set_aside(mail_id, Timestamp::now()) {
+                tracing::error!(mail_id, error = %e, "cannot mark mail as set aside");
+            }
+            stats.set_aside += 1;
+        }
+        Ok(stats)
+    }
+
+    /// Fetch, judge and record one mail. `Ok(None)`: this mail failed (logged), go on.
+    async fn process_one(
+        &self,
+        conn: &mut ImapConn,
+        store: &mut Store,
+        uidvalidity: u32,
+        uid: u32,
+        size: u64,
+        arrived_at: Timestamp,
+    ) -> Result<Option<(i64, Aside)>, ImapError> {
+        let headers_only = size > self.cfg.imap.max_mail_bytes;
+        let raw = if headers_only {
+            conn.fetch_header(uid).await?
+        } else {
+            conn.fetch_raw(uid).await?
+        };
+        let Some(raw) = raw else {
+            tracing::warn!(uid, "mail vanished before it could be fetched");
+            return Ok(None);
+        };
+        let mut sha_input = raw.clone();
+        if headers_only {
+            sha_input.extend_from_slice(format!("\nsize={size}").as_bytes());
+        }
+        let sha = sha256_hex(&sha_input);
+        let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
+        let rules = &loaded.rules;
+        let mut verdict = if headers_only {
+            engine::evaluate_oversized(&raw, size, rules)
+        } else {
+            engine::evaluate(&raw, rules)
+        };
+        // A tag naming no ticket of ours: judge the mail as new (reg. 4.2 applies only to ours).
+        if let Some(n) = verdict.followup_of {
+            if !store.ticket_exists(n as i64).unwrap_or(false) {
+                if verdict.decision == Decision::Followup {
+                    verdict = engine::evaluate_with(&raw, rules, false);
+                } else {
+                    verdict.followup_of = None;
+                }
+            }
+        }
+        let own_reply = verdict
+            .message_id
+            .as_deref()
+            .is_some_and(|id| rules.followup.ticket_in_message_id(id).is_some())
+            && verdict.sender.eq_ignore_ascii_case(&self.cfg.smtp.from);
+        let incoming = Incoming {
+            mailbox: &self.cfg.imap.mailbox,
+            uidvalidity,
+            uid,
+            arrived_at,
+            raw: &raw,
+            headers_only,
+            size,
+            sha256: sha,
+        };
+        let mut render = |req: &ReplyRequest<'_>| self.render_reply(&loaded, req);
+        let form_complete =
+            |f: &FormFields| crate::form::missing_required(f, &rules.form).is_empty();
+        let recorded = store.record_mail(
+            &incoming,
+            &verdict,
+            own_reply,
+            self.cfg.limits.replies_per_address_per_day,
+            Timestamp::now(),
+            &mut render,
+            &form_complete,
+        );
+        drop(loaded);
+        match recorded {
+            Ok((mail_id, outcome)) => {
+                let aside = match &outcome {
+                    Outcome::OwnReply => Aside::Replies,
+                    Outcome::Duplicate { .. } => store
+                        .ledger_state(&self.cfg.imap.mailbox, uidvalidity, uid)
+                        .ok()
+                        .flatten()
+                        .map(|s| s.aside)
+                        .unwrap_or(Aside::Processed),
+                    _ => Aside::for_decision(verdict.decision),
+                };
+                log_outcome(uid, mail_id, &verdict, &outcome);
+                self.outbox_ready.notify_one();
+                Ok(Some((mail_id, aside)))
+            }
+            Err(e) => {
+                tracing::error!(uid, error = %e, "cannot record mail; it stays in the mailbox and is retried");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Build one reply from the templates.
+    fn render_reply(&self, loaded: &Loaded, req: &ReplyRequest<'_>) -> OutgoingMail {
+        let v = req.verdict;
+        let form = &loaded.rules.form;
+        let (kind, problems, missing, status): (ReplyKind, Vec<String>, Vec<String>, Option<&str>) =
+            match req.kind {
+                ReplyWanted::Accept => (ReplyKind::Accept, vec![], vec![], Some("Новая")),
+                ReplyWanted::Completed => (ReplyKind::Completed, vec![], vec![], Some("Новая")),
+                ReplyWanted::Incomplete => (
+                    ReplyKind::Incomplete,
+                    v.reasons
+                        .iter()
+                        .filter(|r| r.code != Code::FieldsMissing)
+                        .map(|r| r.detail.clone())
+                        .collect(),
+                    v.missing.iter().map(|m| form.describe(m).to_string()).collect(),
+                    Some("Обратная связь"),
+                ),
+                ReplyWanted::Reject => (
+                    ReplyKind::Reject,
+                    v.reasons.iter().map(|r| r.detail.clone()).collect(),
+                    vec![],
+                    None,
+                ),
+            };
+        let ticket = req.ticket.map(|t| t as u64);
+        let ctx = ReplyContext {
+            ticket,
+            subject: v.subject.clone(),
+            problems,
+            missing,
+            status: status.map(str::to_string),
+            comment: None,
+            operator: None,
+        };
+        let text = loaded.templates.render(kind, &ctx);
+        let domain = self
+            .cfg
+            .smtp
+            .from
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_string())
+            .unwrap_or_else(|| "localhost".into());
+        let message_id = format!(
+            "mailintake.{}.{}.{}@{}",
+            req.ticket.unwrap_or(0),
+            req.kind.as_str(),
+            req.nonce,
+            domain
+        );
+        let mut references = Vec::new();
+        if let Some(id) = &v.message_id {
+            references.push(id.clone());
+        }
+        OutgoingMail {
+            message_id,
+            to: v.sender.clone(),
+            subject: loaded.templates.subject(ticket, &v.subject),
+            text,
+            html: None,
+            in_reply_to: v.message_id.clone(),
+            references,
+            auto_submitted: AutoSubmitted::AutoReplied,
+            null_sender: true,
+            bcc: vec![self.cfg.copy_to()],
+        }
+    }
+
+    /// Deliver what is due in the outbox. Returns how many were sent.
+    pub async fn send_due(&self, store: &mut Store, mailer: &Mailer) -> usize {
+        let now = Timestamp::now();
+        self.resolve_sending(store, now);
+        let due = match store.due_outbox(now, 100) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the outbox");
+                return 0;
+            }
+        };
+        let mut sent = 0;
+        for item in due {
+            if let Err(e) = store.mark_sending(item.id) {
+                tracing::error!(outbox = item.id, error = %e, "cannot mark reply as sending");
+                continue;
+            }
+            match mailer.send(&item.mail).await {
+                Ok(()) => {
+                    if let Err(e) = store.mark_sent(item.id, Timestamp::now()) {
+                        tracing::error!(outbox = item.id, error = %e, "reply sent but not recorded");
+                    }
+                    tracing::info!(outbox = item.id, ticket = ?item.ticket_id, "reply sent");
+                    sent += 1;
+                }
+                Err(e) => self.record_send_error(store, &item, &e),
+            }
+        }
+        sent
+    }
+
+    fn record_send_error(&self, store: &mut Store, item: &crate::store::OutboxItem, e: &SendError) {
+        let now = Timestamp::now();
+        let age = now.duration_since(item.created_at);
+        let give_up = age.as_secs() as u64 > self.cfg.smtp.retry_hours * 3600;
+        if e.is_transient() && !give_up {
+            // 30 s, 1 min, 2 min … capped at 30 min.
+            let exp = (item.attempts.clamp(0, 6)) as u32;
+            let delay = (30u64 << exp).min(1800);
+            let next = now
+                .checked_add(jiff::SignedDuration::from_secs(delay as i64))
+                .unwrap_or(now);
+            tracing::warn!(outbox = item.id, ticket = ?item.ticket_id, error = %e, retry_in_s = delay, "reply deferred");
+            if let Err(err) = store.mark_retry(item.id, &e.to_string(), next) {
+                tracing::error!(outbox = item.id, error = %err, "cannot record retry");
+            }
+        } else {
+            tracing::error!(outbox = item.id, ticket = ?item.ticket_id, error = %e, "reply undeliverable");
+            if let Err(err) = store.mark_failed(item.id, &e.to_string(), now) {
+                tracing::error!(outbox = item.id, error = %err, "cannot record failure");
+            }
+        }
+    }
+
+    /// Items left `sending` by a crash: if the copy of the reply reached our mailbox, the SMTP
+    /// server accepted it — mark it sent; otherwise, once the copy had time to arrive, send again.
+    fn resolve_sending(&self, store: &mut Store, now: Timestamp) {
+        let Ok(items) = store.sending_outbox() else {
+            return;
+        };
+        for item in items {
+            let copy_seen: bool = store
+                .conn()
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM mails WHERE message_id = ?1 AND outcome = 'own_reply')",
+                    [&item.mail.message_id],
+                    |r| r.get(0),
+                )
+                .unwrap_or(false);
+            if copy_seen {
+                let _ = store.mark_sent(item.id, now);
+                tracing::info!(outbox = item.id, "reply found delivered after a restart");
+            } else {
+                let attempted: Option<String> = store
+                    .conn()
+                    .query_row("SELECT next_attempt_at FROM outbox WHERE id = ?1", [item.id], |r| r.get(0))
+                    .ok();
+                let attempted: Timestamp = attempted
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(Timestamp::UNIX_EPOCH);
+                if now.duration_since(attempted).as_secs() >= self.cfg.smtp.confirm_seconds as i64 {
+                    let _ = store.mark_retry(item.id, "interrupted while sending; no copy arrived", now);
+                    tracing::warn!(outbox = item.id, "reply interrupted by a restart; sending again");
+                }
+            }
+        }
+    }
+
+    /// `--once`: process what is in the mailbox, send what is due, exit.
+    pub async fn run_once(&self) -> Result<PassStats, String> {
+        let settings = self.cfg.imap_settings()?;
+        let mailer = Mailer::new(&self.cfg.smtp_settings()?).map_err(|e| e.to_string())?;
+        let mut store = self.open_store()?;
+        let (mut conn, uidvalidity) = self.connect(&settings).await.map_err(|e| e.to_string())?;
+        let mut total = self
+            .intake_pass(&mut conn, uidvalidity, &mut store)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.send_due(&mut store, &mailer).await;
+        // Copies of what was just sent arrive in the mailbox; one more short pass records them
+        // so that a following run starts clean.
+        let deadline = std::time::Instant::now() + Duration::from_secs(self.cfg.smtp.confirm_seconds.min(10));
+        while store.count_outbox("sending").unwrap_or(0) > 0 || self.copies_pending(&store) {
+            if std::time::Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let s = self
+                .intake_pass(&mut conn, uidvalidity, &mut store)
+                .await
+                .map_err(|e| e.to_string())?;
+            total.seen += s.seen;
+            total.recorded += s.recorded;
+            total.set_aside += s.set_aside;
+            total.errors += s.errors;
+        }
+        conn.logout().await;
+        Ok(total)
+    }
+
+    /// Sent replies whose copy has not been seen yet.
+    fn copies_pending(&self, store: &Store) -> bool {
+        store
+            .conn()
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM outbox o WHERE o.state = 'sent' AND NOT EXISTS
+                    (SELECT 1 FROM mails m WHERE m.message_id = o.message_id))",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or(false)
+    }
+
+    /// The long-running daemon: intake with IDLE (or polling) and the outbox sender, until
+    /// `shutdown` turns true.
+    pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) -> Result<(), String> {
+        let settings = self.cfg.imap_settings()?;
+        let mailer = Mailer::new(&self.cfg.smtp_settings()?).map_err(|e| e.to_string())?;
+        let sender = {
+            let me = self.clone();
+            let mut store = me.open_store()?;
+            let mut stop = shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    me.send_due(&mut store, &mailer).await;
+                    tokio::select! {
+                        _ = me.outbox_ready.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                        _ = stop.changed() => {}
+                    }
+                    if *stop.borrow() {
+                        break;
+                    }
+                }
+            })
+        };
+        let mut store = self.open_store()?;
+        let mut stop = shutdown.clone();
+        let mut backoff = Duration::from_secs(1);
+        let cap = Duration::from_secs(self.cfg.imap.reconnect_max_seconds.max(1));
+        'outer: while !*stop.borrow() {
+            let (mut conn, uidvalidity) = match self.connect(&settings).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_s = backoff.as_secs(), "IMAP connect failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(cap);
+                    continue;
+                }
+            };
+            tracing::info!(mailbox = %self.cfg.imap.mailbox, idle = conn.caps.idle && self.cfg.imap.idle, "connected");
+            backoff = Duration::from_secs(1);
+            loop {
+                match self.intake_pass(&mut conn, uidvalidity, &mut store).await {
+                    Ok(s) if s.recorded > 0 || s.errors > 0 => {
+                        tracing::info!(recorded = s.recorded, set_aside = s.set_aside, errors = s.errors, "intake pass")
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "IMAP error; reconnecting");
+                        continue 'outer;
+                    }
+                }
+                let wait = if conn.caps.idle && self.cfg.imap.idle {
+                    Duration::from_secs(self.cfg.imap.idle_minutes * 60)
+                } else {
+                    Duration::from_secs(self.cfg.imap.poll_seconds.max(1))
+                };
+                match conn.wait(wait, &mut stop).await {
+                    Ok(Wake::Shutdown) => {
+                        conn.logout().await;
+                        break 'outer;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "IMAP connection lost; reconnecting");
+                        continue 'outer;
+                    }
+                }
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(3), sender).await;
+        Ok(())
+    }
+}
+
+fn log_outcome(uid: u32, mail_id: i64, v: &Verdict, outcome: &Outcome) {
+    let codes: Vec<&str> = v.reasons.iter().map(|r| r.code.as_str()).collect();
+    match outcome {
+        Outcome::NewTicket { ticket, status } => tracing::info!(uid, mail_id, ticket, status = status.as_str(), reasons = ?codes, "ticket created"),
+        Outcome::Followup { ticket, completed } => tracing::info!(uid, mail_id, ticket, completed, "follow-up added"),
+        other => tracing::info!(uid, mail_id, outcome = ?other, decision = v.decision.as_str(), reasons = ?codes, "mail recorded"),
+    }
+}
+
+/// Where the config file says the store is (for commands that only read it).
+pub fn store_path(cfg: &Config) -> PathBuf {
+    cfg.store.path.clone()
+}

@@ -1,0 +1,164 @@
+//! Read-side commands over the store: `tickets`, `ticket show`, `ticket attachment`.
+//! Texts for people use the Russian status names of reg. 4.8; JSON uses the codes.
+
+use serde_json::json;
+
+use crate::store::{Status, Store, TicketRow};
+use crate::verdict::Priority;
+
+fn priority_ru(p: &str) -> &str {
+    Priority::parse(p).map(Priority::russian).unwrap_or(p)
+}
+
+fn ticket_json(t: &TicketRow) -> serde_json::Value {
+    json!({
+        "id": t.id,
+        "status": t.status.as_str(),
+        "status_name": t.status.russian(),
+        "priority": t.priority,
+        "impact": t.impact,
+        "subject": t.subject,
+        "sender": t.sender,
+        "created_at": t.created_at,
+        "updated_at": t.updated_at,
+        "arrived_at": t.arrived_at,
+        "assignee": t.assignee,
+        "fields": t.fields,
+    })
+}
+
+/// `mailintake tickets`: one line per ticket.
+pub fn list(store: &Store, status: Option<Status>, as_json: bool) -> Result<String, String> {
+    let rows = store.tickets(status).map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    for t in &rows {
+        if as_json {
+            out.push_str(&ticket_json(t).to_string());
+        } else {
+            out.push_str(&format!(
+                "#{:<5} {:<16} {:<10} {:<24} {}",
+                t.id,
+                t.status.russian(),
+                priority_ru(&t.priority),
+                t.sender,
+                t.subject
+            ));
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// `mailintake ticket show ID`.
+pub fn show(store: &Store, id: i64, as_json: bool) -> Result<String, String> {
+    let t = store
+        .ticket(id)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("заявка #{id} не найдена"))?;
+    let corr = store.correspondence(id).map_err(|e| e.to_string())?;
+    let atts = store.attachments(id).map_err(|e| e.to_string())?;
+    let events = store.events(id).map_err(|e| e.to_string())?;
+    if as_json {
+        let mut v = ticket_json(&t);
+        v["correspondence"] = json!(corr);
+        v["attachments"] = json!(atts);
+        v["events"] = json!(events);
+        return Ok(format!("{v}\n"));
+    }
+    let f = &t.fields;
+    let val = |o: &Option<String>| o.clone().unwrap_or_else(|| "—".into());
+    let mut s = format!(
+        "Заявка #{}  [{}]  приоритет: {}{}\nТема: {}\nОт: {}\nПоступила: {}\n",
+        t.id,
+        t.status.russian(),
+        priority_ru(&t.priority),
+        t.impact
+            .as_deref()
+            .and_then(crate::verdict::Impact::parse)
+            .map(|i| format!(", влияние: {}", i.russian()))
+            .unwrap_or_default(),
+        t.subject,
+        t.sender,
+        t.arrived_at
+    );
+    if let Some(a) = &t.assignee {
+        s.push_str(&format!("Ответственный: {a}\n"));
+    }
+    s.push_str(&format!(
+        "\nЗаявитель: {}; {}; {}; {}\nПользователь: {}; логин {}\nПациент: {}; № карты {}\n",
+        val(&f.applicant.full_name),
+        val(&f.applicant.position),
+        val(&f.applicant.organization),
+        val(&f.applicant.phone),
+        val(&f.user.full_name),
+        val(&f.user.login),
+        val(&f.patient.name),
+        val(&f.patient.card),
+    ));
+    s.push_str(&format!(
+        "Последовательность действий:\n  {}\nОписание ошибки:\n  {}\n",
+        val(&f.steps).replace('\n', "\n  "),
+        val(&f.error_text).replace('\n', "\n  ")
+    ));
+    s.push_str("\nПереписка:\n");
+    for c in &corr {
+        let arrow = if c.direction == "in" { "←" } else { "→" };
+        let state = match c.reply_state.as_deref() {
+            Some("sent") => " (отправлено)",
+            Some("pending") | Some("sending") => " (в очереди)",
+            Some("failed") => " (не доставлено)",
+            Some("suppressed") => " (не отправлено: лимит)",
+            _ => "",
+        };
+        s.push_str(&format!("  {} {} {}{}\n", c.at, arrow, c.summary, state));
+    }
+    s.push_str("\nВложения:\n");
+    if atts.is_empty() {
+        s.push_str("  нет\n");
+    }
+    for a in &atts {
+        s.push_str(&format!(
+            "  {} ({}, {} байт, {})\n",
+            a.name, a.kind, a.bytes, a.content_type
+        ));
+    }
+    s.push_str("\nИстория:\n");
+    for e in &events {
+        s.push_str(&format!("  {} {} {}: {}\n", e.at, e.actor, e.kind, e.detail));
+    }
+    Ok(s)
+}
+
+/// `mailintake ticket attachment ID NAME`: the bytes, decoded from the stored raw mail.
+pub fn attachment(store: &Store, id: i64, name: &str) -> Result<Vec<u8>, String> {
+    store
+        .ticket(id)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("заявка #{id} не найдена"))?;
+    let atts = store.attachments(id).map_err(|e| e.to_string())?;
+    let found = atts
+        .iter()
+        .find(|a| a.name == name)
+        .or_else(|| atts.iter().find(|a| a.name.eq_ignore_ascii_case(name)))
+        .ok_or_else(|| {
+            let names: Vec<&str> = atts.iter().map(|a| a.name.as_str()).collect();
+            format!(
+                "у заявки #{id} нет вложения «{name}»; есть: {}",
+                if names.is_empty() { "—".to_string() } else { names.join(", ") }
+            )
+        })?;
+    let raw = store
+        .raw_mail(found.mail_id)
+        .map_err(|e| e.to_string())?
+        .ok_or("исходное письмо не найдено")?;
+    let msg = crate::message::parse(&raw).ok_or("исходное письмо не читается")?;
+    // The same walk as at intake, so positions match what was recorded.
+    let facts = crate::message::facts(&msg, &crate::message::MimeLimits::default());
+    let part = facts
+        .parts
+        .get(found.position as usize)
+        .filter(|p| p.name == found.name)
+        .or_else(|| facts.parts.iter().find(|p| p.name == found.name))
+        .ok_or("вложение не найдено в исходном письме")?;
+    Ok(part.data.to_vec())
+}

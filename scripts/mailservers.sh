@@ -381,15 +381,18 @@ kill_leftovers_dovecot() {
 
 # start_dovecot_once: 0 = running, 1 = failed, 2 = a port was taken (retryable)
 start_dovecot_once() {
-    local out
+    local out rc=0
     install -d -m 0755 "$RUN"
-    if ! out=$(dovecot -c "$DC/dovecot.conf" 2>&1); then
-        echo "$out" >>"$LOG"
+    # Never run the daemons inside $(...): the daemonized master keeps the
+    # inherited stdout/stderr open and the command substitution never ends.
+    dovecot -c "$DC/dovecot.conf" </dev/null >"$D/.start.out" 2>&1 9>&- || rc=$?
+    out=$(cat "$D/.start.out")
+    [[ -z $out ]] || echo "$out" >>"$LOG"
+    if ((rc != 0)); then
         if [[ $out == *"Address already in use"* ]]; then return 2; fi
         echo "$out" >&2
         return 1
     fi
-    [[ -z $out ]] || echo "$out" >>"$LOG"
     if wait_banner "$IMAP_PORT" '^\* OK' && wait_banner "$LMTP_PORT" '^220 '; then
         return 0
     fi
@@ -563,8 +566,10 @@ stop_postfix() {
 
 # start_postfix_once: 0 = running, 1 = failed, 2 = SMTP port taken (retryable)
 start_postfix_once() {
-    local out
-    if ! out=$(postfix -c "$PC" start 2>&1); then
+    local out rc=0
+    postfix -c "$PC" start </dev/null >"$D/.start.out" 2>&1 9>&- || rc=$?
+    out=$(cat "$D/.start.out")
+    if ((rc != 0)); then
         echo "$out" >>"$LOG"
         if [[ $out == *"Address already in use"* ]] ||
             tail -n 5 "$D/postfix.log" 2>/dev/null | grep -q "Address already in use"; then
@@ -595,7 +600,7 @@ start_postfix() { # ports are fixed (restart)
 
 flush_postfix_queue() {
     postfix_running || return 0
-    postqueue -c "$PC" -f >>"$LOG" 2>&1 || true
+    postqueue -c "$PC" -f >>"$LOG" 2>&1 9>&- || true
 }
 
 # Reload Postfix after a configuration change and wait until new SMTP
@@ -603,7 +608,7 @@ flush_postfix_queue() {
 reload_postfix_and_wait() {
     local re=$1 rcpt=${2:-$PROBE_RCPT}
     postfix_running || return 0
-    postfix -c "$PC" reload >>"$LOG" 2>&1 || die "postfix reload failed (see $LOG)"
+    postfix -c "$PC" reload >>"$LOG" 2>&1 9>&- || die "postfix reload failed (see $LOG)"
     wait_rcpt "$SMTP_PORT" "$rcpt" "$re" ||
         die "after 'postfix reload' RCPT TO:<$rcpt> still does not answer $re (got '$(smtp_rcpt_code "$SMTP_PORT" "$rcpt" || true)')"
 }

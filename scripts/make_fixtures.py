@@ -2204,3 +2204,1014 @@ def _(c):
     raw = "Re: " + " ".join(ew_words("[Заявка #77] Не формируется отчет по диспансеризации взрослого населения", "UTF-8", "B", 40))
     m = Mail(c, P2_NAME, P2_ADDR, None, "Отчет так и не формируется.\n", subject_raw=raw.replace(" =?", "\r\n =?"))
     return thunderbird(m), E("followup", [], [], [], 77, P2_ADDR, s)
+
+
+# =============================================================================================
+# charset
+# =============================================================================================
+
+def fmap(f: Form, fn) -> Form:
+    kw = {k: (fn(getattr(f, k)) if isinstance(getattr(f, k), str) else getattr(f, k)) for k in Form.FIELDS}
+    return f.but(**kw, phone_n=f.phone_n)
+
+
+def _charset(name, what, person, paddr, pname, charset, cte, client="plain", subject="Ошибка в МИС", subject_how="b-utf8",
+             mailer="Microsoft Outlook 16.0", safe=None):
+    @fx("charset", name, what)
+    def _(c):
+        f = fmap(person, safe) if safe else person
+        text = body_with_form(render(f), who=short_name(pname))
+        if client == "bat":
+            eml = thebat(Mail(c, pname, paddr, subject, text), charset, cte, subject_how)
+        else:
+            hs = [("Received", c.received()), ("From", addr(pname, paddr, "UTF-8" if charset.lower() == "utf-8" else charset)),
+                  ("To", HELP), ("Subject", subj(subject, subject_how)), ("Date", c.date),
+                  ("Message-ID", c.msgid("outlook")), ("MIME-Version", "1.0")]
+            eml = message(hs, part([("Content-Type", f'text/plain; charset="{charset}"'), ("Content-Transfer-Encoding", cte),
+                                    ("X-Mailer", mailer)], encode_body(text, charset, cte)))
+        return eml, EF(f, paddr, subject)
+
+
+_charset("utf8_qp", "text/plain UTF-8 quoted-printable (Outlook plain-text format)", P1, P1_ADDR, P1_NAME, "utf-8", "quoted-printable",
+         subject="Не открывается расписание")
+_charset("utf8_base64", "text/plain UTF-8 base64", P2, P2_ADDR, P2_NAME, "utf-8", "base64", subject="Ошибка формирования реестра",
+         mailer="Mail.Ru Mailer 1.0")
+_charset("utf8_8bit", "text/plain UTF-8 8bit", P3, P3_ADDR, P3_NAME, "utf-8", "8bit", subject="Не подписывается ЭМД",
+         mailer="Claws Mail 4.1.1")
+_charset("cp1251_8bit", "The Bat! windows-1251 8bit", P4, P4_ADDR, P4_NAME, "windows-1251", "8bit", "bat",
+         subject="Не печатается обменная карта", subject_how="q-1251", safe=cp1251_safe)
+_charset("cp1251_qp", "The Bat! windows-1251 quoted-printable", P5, P5_ADDR, P5_NAME, "windows-1251", "quoted-printable", "bat",
+         subject="Не закрывается талон", subject_how="q-1251", safe=cp1251_safe)
+_charset("cp1251_base64", "text/plain windows-1251 base64 (Outlook Express)", P6, P6_ADDR, P6_NAME, "windows-1251", "base64",
+         subject="Нет прав на операцию", subject_how="b-1251", mailer="Microsoft Outlook Express 6.00.2900.5931", safe=cp1251_safe)
+_charset("koi8r_8bit", "The Bat! KOI8-R 8bit, KOI8-R B-encoded subject (no «» or № in KOI8-R: plain quotes and N)", P3, P3_ADDR, P3_NAME,
+         "KOI8-R", "8bit", "bat", subject="Не подписывается протокол осмотра", subject_how="b-koi8", safe=KOI_SAFE)
+_charset("koi8r_qp", "KOI8-R quoted-printable", P7, P7_ADDR, P7_NAME, "KOI8-R", "quoted-printable", "bat",
+         subject="Нет слотов для записи", subject_how="b-koi8", safe=KOI_SAFE)
+_charset("koi8r_base64", "KOI8-R base64 single part", P8, P8_ADDR, P8_NAME, "koi8-r", "base64", subject="РЭМД недоступен",
+         subject_how="b-koi8", mailer="Mutt/2.2.9", safe=KOI_SAFE)
+
+
+@fx("charset", "html_only_cp1251_qp", "HTML-only text/html windows-1251 QP with <br> lines and a <meta> charset")
+def _(c):
+    f = P6.but(steps=cp1251_safe(P6.steps))
+    s = "Нет прав на назначение роли"
+    lines = ["Добрый день!", ""] + render(f).split("\n") + ["", "С уважением, Бондаренко Д.И."]
+    hb = ('<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.0 Transitional//EN">\n<HTML><HEAD>\n'
+          '<META http-equiv=Content-Type content="text/html; charset=windows-1251">\n</HEAD>\n<BODY bgColor=#ffffff>\n'
+          + "".join(f"<DIV><FONT face=Arial size=2>{html_escape_text(l) or '&nbsp;'}</FONT></DIV>\n" for l in lines)
+          + "</BODY></HTML>\n")
+    hs = [("Received", c.received()), ("From", addr(P6_NAME, P6_ADDR, "windows-1251")), ("To", HELP),
+          ("Subject", subj(s, "b-1251")), ("Date", c.date), ("Message-ID", c.msgid("outlook")), ("MIME-Version", "1.0"),
+          ("X-Mailer", "Microsoft Outlook Express 6.00.2900.5931")]
+    return message(hs, text_part(hb, "html", "windows-1251", "quoted-printable")), EF(f, P6_ADDR, s)
+
+
+@fx("charset", "alt_mixed_charsets", "multipart/alternative: text/plain windows-1251 QP and text/html UTF-8 base64 with the same form")
+def _(c):
+    f = P1.but(steps=cp1251_safe(P1.steps))
+    s = "Ошибка в расписании логопеда"
+    t = body_with_form(render(f), who="Иванова Т.А.")
+    hb = "<html><body>" + "".join(f"<p>{html_escape_text(l, True) or '&nbsp;'}</p>" for l in t.split("\n")) + "</body></html>"
+    alt = multipart("multipart/alternative", c.boundary(), [text_part(t, "plain", "windows-1251", "quoted-printable"),
+                                                            text_part(hb, "html", "utf-8", "base64")])
+    hs = [("From", addr(P1_NAME, P1_ADDR)), ("To", HELP), ("Subject", subj(s, "b-utf8")), ("Date", c.date),
+          ("Message-ID", c.msgid("tb")), ("MIME-Version", "1.0")]
+    return message(hs, alt), EF(f, P1_ADDR, s)
+
+
+@fx("charset", "subject_many_words_mixed", "a long subject folded over several UTF-8 B encoded-words: decoded and joined without gaps")
+def _(c):
+    s = "Ошибка ЕГИСЗ: код 0x80070005 при выгрузке СЭМД «Протокол консультации» в РЭМД (повторно, третий день)"
+    m = Mail(c, P3_NAME, P3_ADDR, None, body_with_form(render(P3), who="Кравченко Е.Н."),
+             subject_raw="\r\n ".join(ew_words(s, "UTF-8", "B")))
+    return thunderbird(m), EF(P3, P3_ADDR, s, fields=None)
+
+
+@fx("charset", "subject_q_utf8", "=?UTF-8?Q?…?= subject with underscores for spaces")
+def _(c):
+    s = "Не работает печать направлений"
+    m = Mail(c, P8_NAME, P8_ADDR, None, body_with_form(render(P8), who="Коваленко С.А."), subject_raw=subj(s, "q-utf8"))
+    return thunderbird(m), EF(P8, P8_ADDR, s, fields=None)
+
+
+@fx("charset", "subject_padded_trimmed", "an encoded subject with blanks around the text: trimmed")
+def _(c):
+    s = "  Не работает печать  "
+    m = Mail(c, P8_NAME, P8_ADDR, None, body_with_form(render(P8), who="Коваленко С.А."),
+             subject_raw="=?UTF-8?B?" + base64.b64encode(s.encode()).decode() + "?=")
+    return thunderbird(m), EF(P8, P8_ADDR, s.strip(), fields=None)
+
+
+@fx("charset", "from_name_q_cp1251", "display name as a windows-1251 Q encoded-word, quoted-printable body")
+def _(c):
+    f = fmap(P5, cp1251_safe)
+    s = "Не закрывается талон"
+    hs = [("From", f"{_ew_one(P5_NAME, 'windows-1251', 'Q')} <{P5_ADDR}>"), ("To", HELP),
+          ("Subject", subj(s, "q-1251")), ("Date", c.date), ("Message-ID", c.msgid("bat")), ("MIME-Version", "1.0")]
+    t = body_with_form(render(f), who="Мельник И.П.")
+    return message(hs, text_part(t, "plain", "windows-1251", "quoted-printable")), EF(f, P5_ADDR, s, fields=None)
+
+
+# =============================================================================================
+# layout
+# =============================================================================================
+
+def _layout(name, what, person, paddr, pname, layout="colon", client="tb", fields="all", subject="Ошибка в МИС",
+            text_fn=None, form_fn=None):
+    @fx("layout", name, what)
+    def _(c):
+        f = form_fn(person) if form_fn else person
+        text = text_fn(f) if text_fn else body_with_form(render(f, layout), who=short_name(pname))
+        m = Mail(c, pname, paddr, subject, text)
+        if client == "tb":
+            eml = thunderbird(m, flowed=False)
+        elif client == "outlook":
+            eml = outlook(m, "utf-8")
+        elif client == "bat":
+            eml = thebat(m)
+        else:
+            eml = mailru(m)
+        return eml, EF(f, paddr, subject, fields=fields)
+
+
+_layout("blocks_multiline_steps", "labels alone on a line, values below, numbered multi-line steps joined with \\n", P1, P1_ADDR, P1_NAME,
+        "blocks", form_fn=lambda f: f.but(steps=STEPS_MULTI), subject="Не записывается пациент к логопеду")
+
+
+def _blocks_tight(f: Form) -> str:
+    return ("Здравствуйте!\n\nДанные о заявителе:\n" + _join(f.fn, f.pos, f.org, f.phone) + "\nФИО пользователя, логин:\n"
+            + _join(f.user, f.login) + "\nДанные пациента:\n" + _join(f.patient, f.card)
+            + "\nПоследовательность выполняемых действий:\n" + f.steps + "\nОписание ошибки:\n" + f.error
+            + "\n\nСпасибо.\n")
+
+
+_layout("blocks_no_blank_lines", "label-alone layout with no blank lines: the next label ends the multi-line steps", P2, P2_ADDR, P2_NAME,
+        text_fn=_blocks_tight, form_fn=lambda f: f.but(steps="1. Отчеты\n2. Счета-реестры\n3. Сформировать за октябрь 2023"),
+        subject="Не формируется реестр")
+_layout("sublabels_applicant", "'Данные о заявителе:' heading with ФИО:/Должность:/МО:/Телефон: sub-labels", P2, P2_ADDR, P2_NAME, "sub",
+        subject="Не формируется счет-реестр")
+_layout("caps_labels", "labels in capitals (ДАННЫЕ О ЗАЯВИТЕЛЕ: …)", P3, P3_ADDR, P3_NAME, "caps", subject="Ошибка подписи ЭМД")
+_layout("emdash_separator", "'Label — value' with an em dash", P5, P5_ADDR, P5_NAME, "emdash", subject="Не закрывается талон")
+_layout("tab_separator", "'Label<TAB>value'", P7, P7_ADDR, P7_NAME, "tab", subject="Нет слотов для записи")
+
+
+def _hyphen(f: Form) -> str:
+    return ("Добрый день!\n\n" + f"Заявитель - {_join(f.fn, f.pos, f.org, f.phone)}\nПользователь - {f.user}\nЛогин - {f.login}\n"
+            f"Пациент - {f.patient}\n№ карты - {f.card}\nПоследовательность действий - {f.steps}\nОшибка - {f.error}\n\nСпасибо.\n")
+
+
+_layout("hyphen_separator_synonyms", "'Label - value' with the short synonyms Заявитель/Пользователь/Логин/Пациент/№ карты/Ошибка",
+        P6, P6_ADDR, P6_NAME, text_fn=_hyphen, subject="Нет прав на назначение роли")
+
+
+def _syn1(f: Form) -> str:
+    return ("Здравствуйте.\n\n" + f"Заявитель: {_join(f.fn, f.pos, f.org, f.phone)}\nПользователь: {f.user}\nЛогин: {f.login}\n"
+            f"Пациент: {f.patient}\n№ карты: {f.card}\nШаги воспроизведения: {f.steps}\nТекст ошибки: {f.error}\n\n"
+            "С уважением,\nКоваленко С.А.\n")
+
+
+_layout("synonyms_steps_text", "Шаги воспроизведения / Текст ошибки; the error text itself contains a colon", P8, P8_ADDR, P8_NAME,
+        text_fn=_syn1, form_fn=lambda f: f.but(error="Ошибка сохранения: Object reference not set to an instance of an object."),
+        subject="Ошибка при сохранении направления")
+
+
+def _syn2(f: Form) -> str:
+    return ("Добрый день.\n\n" + f"Заявитель: {_join(f.fn, f.pos, f.org, f.phone)}\nФИО пользователя: {f.user}\nЛогин: {f.login}\n"
+            f"Данные пациента: {_join(f.patient, f.card)}\nПоследовательность действий: {f.steps}\nОшибка: {f.error}\n\nСпасибо!\n")
+
+
+_layout("synonyms_short", "Последовательность действий / Ошибка", P4, P4_ADDR, P4_NAME, text_fn=_syn2, subject="Не печатается обменная карта")
+_layout("applicant_split_canonical", "the SPEC's example applicant line splits into name/position/MO/+78692551234", P1, P1_ADDR, P1_NAME,
+        fields=["applicant.full_name", "applicant.position", "applicant.organization", "applicant.phone"],
+        subject="Не открывается расписание")
+_layout("unbalanced_quotes_combined", "MO «Городская больница №5 – «Центр …» (unbalanced quotes) in the comma line comes out whole", P4, P4_ADDR,
+        P4_NAME, fields=["applicant.full_name", "applicant.position", "applicant.organization", "applicant.phone"],
+        subject="Не печатается обменная карта")
+_layout("unbalanced_quotes_sublabel", "the unbalanced-quotes MO under the МО: sub-label", P4, P4_ADDR, P4_NAME, "sub",
+        fields=["applicant.organization", "applicant.phone"], subject="Ошибка печати")
+_layout("phone_plus7_978", "phone '+7 978 123-45-67' → +79781234567", P2, P2_ADDR, P2_NAME, "sub", fields=["applicant.phone"],
+        subject="Реестр")
+_layout("phone_8_8692", "phone '8 (8692) 54-32-10' → +78692543210", P3, P3_ADDR, P3_NAME, "sub", fields=["applicant.phone"],
+        subject="ЭМД")
+_layout("phone_paren_8692", "phone '(8692) 48-11-02' (no trunk prefix) → +78692481102", P4, P4_ADDR, P4_NAME, "sub",
+        fields=["applicant.phone"], subject="Печать")
+_layout("phone_tel_prefix", "phone 'тел. 8-978-700-11-22' at the end of the comma line → +79787001122", P5, P5_ADDR, P5_NAME,
+        fields=["applicant.phone", "applicant.organization"], subject="Талон")
+_layout("phone_plus7_paren_978", "phone '+7 (978) 555-66-77' → +79785556677", P6, P6_ADDR, P6_NAME, fields=["applicant.phone"],
+        subject="Роль")
+_layout("applicant_no_position_heuristic", "HEURISTIC: comma line name, MO, phone (no position): position absent → one field_recommended",
+        P8, P8_ADDR, P8_NAME, form_fn=lambda f: f.but(pos=None),
+        fields=["applicant.full_name", "applicant.position", "applicant.organization", "applicant.phone"], subject="РЭМД")
+
+
+def _card_label(f: Form) -> str:
+    return body_with_form("\n".join([f"Данные о заявителе: {_join(f.fn, f.pos, f.org, f.phone)}",
+                                     f"ФИО пользователя, логин: {f.user}, {f.login}",
+                                     f"Данные пациента: {f.patient}, № карты {f.card}",
+                                     f"Последовательность выполняемых действий: {f.steps}", f"Описание ошибки: {f.error}"]),
+                          who="Шевченко Н.В.")
+
+
+_layout("patient_card_inline_label", "AMBIGUOUS: 'Данные пациента: Андреева М.К., № карты 98114' → name 'Андреева М.К.', card '98114'",
+        P7, P7_ADDR, P7_NAME, text_fn=_card_label, fields=["patient.name", "patient.card", "user.full_name", "user.login"],
+        subject="Запись")
+
+
+def _word_table(plain_style: str):
+    def make(c, f, s, pname, paddr, cs):
+        rows = table_rows(f)
+        intro = "Добрый день!\n\nЗаявка по форме:"
+        outro = "\nС уважением,\n" + short_name(pname)
+        if plain_style == "tab":
+            plain = intro + "\n\n" + "\n".join(f"{lab}\t{' '.join(v)}" for lab, v in rows) + "\n" + outro + "\n"
+        else:
+            plain = intro + "\n\n" + "\n\n".join(lab + "\n" + "\n".join(v) for lab, v in rows) + "\n" + outro + "\n"
+        m = Mail(c, pname, paddr, s, plain)
+        html_text = intro + "\n\n" + outro
+        return outlook(m, cs, html_text=html_text, table=rows, table_after=len(intro.split("\n")) + 1, entities=(cs != "utf-8"))
+    return make
+
+
+@fx("layout", "outlook_word_table_tab", "Outlook/Word two-column table in HTML; the text/plain alternative has one row per line, TAB between cells")
+def _(c):
+    f = P2
+    s = "Не формируется счет-реестр"
+    return _word_table("tab")(c, f, s, P2_NAME, P2_ADDR, "utf-8"), EF(f, P2_ADDR, s)
+
+
+@fx("layout", "outlook_word_table_cp1251", "Outlook/Word table, windows-1251, &laquo; entities in HTML; plain part has label line then value lines; multi-line steps cell")
+def _(c):
+    f = P1.but(steps="1. Регистратура\n2. Расписание стандартное\n3. Запись пациента к врачу-логопеду")
+    s = "Не записывается пациент"
+    return _word_table("blocks")(c, f, s, P1_NAME, P1_ADDR, "windows-1251"), EF(f, P1_ADDR, s, fields="single")
+
+
+@fx("layout", "html_table_only", "HTML-only mail (Mail.ru web) with a bordered two-column table, &laquo;/&raquo; entities, no text/plain")
+def _(c):
+    f = P1
+    s = "Не открывается расписание"
+    rows = "".join(f'<tr><td style="width:220px">{html_escape_text(lab, True)}</td><td>{"<br>".join(html_escape_text(x, True) for x in v)}</td></tr>'
+                   for lab, v in table_rows(f))
+    hb = ("<HTML><BODY><div>Добрый день!</div><div>&nbsp;</div><div>Направляю заявку.</div><div>&nbsp;</div>"
+          '<table border="1" cellpadding="4" cellspacing="0" style="border-collapse:collapse"><tbody>' + rows + "</tbody></table>"
+          "<div>&nbsp;</div><div>С уважением, Иванова Т.А.</div></BODY></HTML>")
+    m = Mail(c, P1_NAME, P1_ADDR, s, "")
+    return yandex(m, hb), EF(f, P1_ADDR, s)
+
+
+@fx("layout", "html_only_paragraphs_styles", "HTML-only with <style>, <p>/<br>, <b> labels and nbsp: the markup is not part of the values")
+def _(c):
+    f = P5
+    s = "Не закрывается талон"
+    def ln(lab, val):
+        return f"<b>{html_escape_text(lab)}:</b>&nbsp;{html_escape_text(val, True)}<br>\n"
+    hb = ("<html><head><style>body{font-family:Arial} b{color:#003366}</style></head><body><p>Добрый день!</p><p>"
+          + ln("Данные о заявителе", _join(f.fn, f.pos, f.org, f.phone)) + ln("ФИО пользователя, логин", _join(f.user, f.login))
+          + ln("Данные пациента", _join(f.patient, f.card)) + ln("Последовательность выполняемых действий", f.steps)
+          + ln("Описание ошибки", f.error) + "</p><p>С уважением,<br>Мельник И.П.</p></body></html>")
+    m = Mail(c, P5_NAME, P5_ADDR, s, "")
+    return yandex(m, hb), EF(f, P5_ADDR, s)
+
+
+@fx("layout", "quoted_original_message", "Outlook reply: the form above '-----Original Message-----' counts, the quoted older form does not")
+def _(c):
+    f = P1.but(steps=cp1251_safe(P1.steps))
+    old = P2.but(fn="Старый Заявитель Иванович", phone="+7 978 999-99-99", login="old_login")
+    s = "RE: Заявка не принята: не заполнены поля"
+    text = (body_with_form(render(f), "Добрый день!", "Исправленная заявка.", who="Иванова Т.А.")
+            + "\n-----Original Message-----\nFrom: help@sevmiac.ru <help@sevmiac.ru>\nSent: Monday, November 13, 2023 4:12 PM\n"
+              f"To: {P1_ADDR}\nSubject: Заявка не принята: не заполнены поля\n\nВаша заявка не принята.\n\n"
+            + cp1251_safe(render(old)) + "\n")
+    m = Mail(c, P1_NAME, P1_ADDR, "Заявка не принята: не заполнены поля", text)
+    return outlook(m, "windows-1251", subject_prefix="RE: "), EF(f, P1_ADDR, s)
+
+
+@fx("layout", "quoted_forwarded_tb", "Thunderbird forward: '-------- Пересылаемое сообщение --------' and below is ignored (login stays absent)")
+def _(c):
+    f = P5.but(login=None)
+    s = "Fwd: не работает талон"
+    text = (body_with_form(render(f, "sub"), "Добрый день!", "Пересылаю обращение регистратуры, данные заполнил.", who="Мельник И.П.")
+            + "\n-------- Пересылаемое сообщение --------\nТема: \tне работает талон\nДата: \tMon, 13 Nov 2023 15:02:11 +0300\n"
+              "От: \tРегистратура ГБ4 <reg.gb4@sev.gov.ru>\nКому: \tmelnik.ip@sev.gov.ru\n\n"
+              "Логин: reg_gb4_01\nОшибка: при закрытии пишет не заполнен диагноз\n")
+    m = Mail(c, P5_NAME, P5_ADDR, s, text)
+    return thunderbird(m), EF(f, P5_ADDR, s)
+
+
+@fx("layout", "quoted_outlook_ot_otpravleno", "Outlook (Russian UI) quote header 'От: … Отправлено: … Кому: … Тема:': patient data below it is ignored")
+def _(c):
+    f = P4.but(patient=None, card=None)
+    s = "FW: Ошибка печати обменной карты"
+    text = (body_with_form(render(f), "Добрый день!", "Пересылаю, данные ниже.", who="Ткаченко А.С.")
+            + "\nОт: Регистратура ГБ5 <reg.gb5@sev.gov.ru>\nОтправлено: 13 ноября 2023 г. 15:40\nКому: it.gb5@sev.gov.ru\n"
+              "Тема: Ошибка печати\n\nДанные пациента: Мартыненко Е.С., 2023/0815\nНе печатается обменная карта.\n")
+    m = Mail(c, P4_NAME, P4_ADDR, s, text)
+    return outlook(m, "utf-8"), EF(f, P4_ADDR, s)
+
+
+@fx("layout", "quoted_on_wrote", "'On … wrote:' + '>' lines: quoted steps and error text do not count → missing steps, error_text")
+def _(c):
+    f = P3.but(steps=None, error=None)
+    s = "Re: Уточнение по заявке"
+    text = (render(f) + "\n\nOn 13.11.2023 16:05, Help Desk wrote:\n> Добрый день!\n> Заполните форму:\n"
+            "> Последовательность выполняемых действий: ЭМК пациента -> Протокол осмотра\n"
+            "> Описание ошибки: сертификат не найден\n")
+    m = Mail(c, P3_NAME, P3_ADDR, s, text)
+    return thunderbird(m), EF(f, P3_ADDR, s)
+
+
+@fx("layout", "quoted_pishet", "'… пишет:' + '>' lines: a quoted phone does not count → missing applicant.phone")
+def _(c):
+    f = P7.but(phone=None)
+    s = "Re: Нет слотов"
+    text = (render(f, "sub") + "\n\n13.11.2023 16:05, Служба технической поддержки пишет:\n> Укажите контактный телефон.\n"
+            "> Контактный телефон: +7 (8692) 53-00-17\n")
+    m = Mail(c, P7_NAME, P7_ADDR, s, text)
+    return thunderbird(m), EF(f, P7_ADDR, s)
+
+
+@fx("layout", "signature_phone_ignored", "a phone only in the signature after '-- ' does not count → missing applicant.phone")
+def _(c):
+    f = P4.but(phone=None)
+    s = "Не печатается карта"
+    text = (render(f, "sub") + "\n\n-- \nС уважением,\nТкаченко Андрей Сергеевич\nсистемный администратор\n"
+            "Телефон: (8692) 48-11-02\n")
+    m = Mail(c, P4_NAME, P4_ADDR, s, text)
+    return thunderbird(m), EF(f, P4_ADDR, s)
+
+
+# =============================================================================================
+# attachments
+# =============================================================================================
+
+@fx("attachments", "size_exact_10mib", "one PDF of exactly 10,485,760 decoded bytes (~14 MB of base64): not too_large → accept")
+def _(c):
+    eml, f, s, exp = big_pdf_mail(c, TEN_MIB)
+    return eml, EF(f, P2_ADDR, s, fields=None, attachments=exp)
+
+
+@fx("attachments", "five_images_inline_and_attached", "2 pasted + 3 attached images (PNG, JPEG, GIF) = exactly 5: accept")
+def _(c):
+    f = P2
+    s = "Скриншоты ошибки реестра"
+    inl = [("image001.png", png(700), "image/png"), ("image002.png", png(701), "image/png")]
+    att = [("Шаг 3.jpg", jpeg(702), CT["jpg"]), ("Шаг 4.png", png(703), CT["png"]), ("анимация.gif", gif(704), CT["gif"])]
+    m = Mail(c, P2_NAME, P2_ADDR, s, body_with_form(render(f), who="Петренко О.В."), attachments=att)
+    exp = [A(n, "image", d, inline=True) for n, d, _ in inl] + [A(n, "image", d, inline=False) for n, d, _ in att]
+    return outlook(m, "utf-8", inline=inl), EF(f, P2_ADDR, s, fields=None, attachments=exp)
+
+
+@fx("attachments", "signature_logo_plus_4", "an Outlook signature logo (inline) + 4 attached screenshots = 5 images: accept")
+def _(c):
+    f = P6.but(steps=cp1251_safe(P6.steps))
+    s = "Ошибка назначения роли"
+    logo = png(710, 60, 20)
+    att = imgs(4, 711, "screen_")
+    m = Mail(c, P6_NAME, P6_ADDR, s, body_with_form(render(f), who="Бондаренко Д.И."), attachments=att)
+    exp = [A("image001.png", "image", logo, inline=True)] + [A(n, "image", d, inline=False) for n, d, _ in att]
+    return outlook(m, "windows-1251", inline=[("image001.png", logo, "image/png")]), EF(f, P6_ADDR, s, fields=None, attachments=exp)
+
+
+@fx("attachments", "png_named_jpg", "a PNG named screenshot.jpg: still an image, warning extension_mismatch")
+def _(c):
+    f = P3
+    s = "Скриншот ошибки подписи"
+    img = png(720)
+    m = Mail(c, P3_NAME, P3_ADDR, s, body_with_form(render(f), who="Кравченко Е.Н."), attachments=[("screenshot.jpg", img, CT["jpg"])])
+    return thunderbird(m), EF(f, P3_ADDR, s, warnings_extra=["extension_mismatch"], fields=None,
+                              attachments=[A("screenshot.jpg", "image", img, inline=False)])
+
+
+@fx("attachments", "jpeg_named_png", "a JPEG named фото.png (phone upload): image, extension_mismatch")
+def _(c):
+    f = P8
+    s = "Фото экрана"
+    img = jpeg(721)
+    text = "Добрый день\n\n" + render(f) + "\n\n--\nОтправлено из мобильной Почты Mail.ru\n"
+    m = Mail(c, P8_NAME, P8_ADDR, s, text, attachments=[("фото.png", img, CT["png"])])
+    return mailru(m), EF(f, P8_ADDR, s, warnings_extra=["extension_mismatch"], fields=None,
+                         attachments=[A("фото.png", "image", img)])
+
+
+@fx("attachments", "cyrillic_rfc2231", "Thunderbird: Cyrillic names as RFC 2231 filename*=UTF-8''%D0… (+ RFC 2047 name=)")
+def _(c):
+    f = P3
+    s = "Ошибка подписи протокола"
+    files = [("Скриншот ошибки.png", png(730), CT["png"]), ("Протокол осмотра.pdf", pdf("Protokol"), CT["pdf"])]
+    m = Mail(c, P3_NAME, P3_ADDR, s, body_with_form(render(f), who="Кравченко Е.Н."), attachments=files)
+    eml = thunderbird(m)
+    assert b"filename*=UTF-8''%D0%A1" in eml
+    return eml, EF(f, P3_ADDR, s, fields=None, attachments=[A(files[0][0], "image", files[0][1], inline=False),
+                                                            A(files[1][0], "document", files[1][1], inline=False)])
+
+
+@fx("attachments", "cyrillic_rfc2047_outlook", "Outlook: Cyrillic names as RFC 2047 encoded-words in name= and filename=")
+def _(c):
+    f = P2
+    s = "Выгрузка реестра с ошибкой"
+    files = [("Ошибка при выгрузке.png", png(731), CT["png"]), ("Выгрузка.xlsx", xlsx([["Счет", "Сумма"], ["1", "100"]]), CT["xlsx"])]
+    m = Mail(c, P2_NAME, P2_ADDR, s, body_with_form(render(f), who="Петренко О.В."), attachments=files)
+    return outlook(m, "utf-8"), EF(f, P2_ADDR, s, fields=None, attachments=[A(files[0][0], "image", files[0][1], inline=False),
+                                                                           A(files[1][0], "document", files[1][1], inline=False)])
+
+
+@fx("attachments", "cyrillic_rfc2047_cp1251", "The Bat!: names as windows-1251 B encoded-words")
+def _(c):
+    f = fmap(P5, cp1251_safe)
+    s = "Скрин талона"
+    files = [("Скрин ошибки.jpg", jpeg(732), CT["jpg"])]
+    m = Mail(c, P5_NAME, P5_ADDR, s, body_with_form(render(f), who="Мельник И.П."), attachments=files)
+    eml = thebat(m)
+    assert b"=?windows-1251?B?" in eml
+    return eml, EF(f, P5_ADDR, s, fields=None, attachments=[A(files[0][0], "image", files[0][1], inline=False)])
+
+
+@fx("attachments", "rfc2231_continuations", "a long Cyrillic name split over filename*0*= / filename*1*= … continuations")
+def _(c):
+    f = P2
+    s = "Скриншот ошибки реестра"
+    fn = "Скриншот ошибки при формировании счета-реестра за октябрь 2023 года.png"
+    img = png(733)
+    m = Mail(c, P2_NAME, P2_ADDR, s, body_with_form(render(f), who="Петренко О.В."), attachments=[(fn, img, CT["png"])])
+    eml = thunderbird(m, att_style="tb2231cont")
+    assert b"filename*2*=" in eml
+    return eml, EF(f, P2_ADDR, s, fields=None, attachments=[A(fn, "image", img, inline=False)])
+
+
+@fx("attachments", "octet_stream_png", "a PNG declared application/octet-stream: an image by content")
+def _(c):
+    f = P7
+    s = "Скриншот"
+    img = png(734)
+    m = Mail(c, P7_NAME, P7_ADDR, s, body_with_form(render(f), who="Шевченко Н.В."), attachments=[("screen.png", img, CT["bin"])])
+    return thunderbird(m), EF(f, P7_ADDR, s, fields=None, attachments=[A("screen.png", "image", img, inline=False)])
+
+
+@fx("attachments", "uppercase_extensions", "SCREEN01.PNG and PHOTO.JPG: extensions are case-insensitive, no mismatch")
+def _(c):
+    f = P4
+    s = "Скриншоты"
+    files = [("SCREEN01.PNG", png(735), CT["png"]), ("PHOTO.JPG", jpeg(736), CT["jpg"])]
+    m = Mail(c, P4_NAME, P4_ADDR, s, body_with_form(render(f), who="Ткаченко А.С."), attachments=files)
+    return thunderbird(m), EF(f, P4_ADDR, s, fields=None, attachments=[A(n, "image", d, inline=False) for n, d, _ in files])
+
+
+@fx("attachments", "html_part_with_content_id", "multipart/related whose text/html part has a Content-ID, + 5 inline images: the HTML is body, 5 images → accept")
+def _(c):
+    f = P1
+    s = "Скриншоты по шагам"
+    inl = [(f"image00{i + 1}.png", png(740 + i), "image/png") for i in range(5)]
+    m = Mail(c, P1_NAME, P1_ADDR, s, body_with_form(render(f), who="Иванова Т.А."))
+    exp = [A(n, "image", d, inline=True) for n, d, _ in inl]
+    return outlook(m, "utf-8", inline=inl, related_html_cid=True), EF(f, P1_ADDR, s, fields=None, attachments=exp)
+
+
+@fx("attachments", "nameless_inline_image", "an inline image part without any name (only Content-ID): an image, name generated (not pinned)")
+def _(c):
+    f = P7
+    s = "Ошибка записи"
+    img = png(750)
+    m = Mail(c, P7_NAME, P7_ADDR, s, body_with_form(render(f), who="Шевченко Н.В."))
+    return (outlook(m, "utf-8", inline=[(None, img, "image/png")]),
+            EF(f, P7_ADDR, s, fields=None, attachments=[{"kind": "image", "bytes": len(img), "inline": True}]))
+
+
+@fx("attachments", "name_only_in_content_type", "an attachment named only by Content-Type name= (no Content-Disposition)")
+def _(c):
+    f = P5
+    s = "Скриншот талона"
+    img = png(751)
+    m = Mail(c, P5_NAME, P5_ADDR, s, body_with_form(render(f), who="Мельник И.П."))
+    eml = thunderbird(m)
+    # rebuild as multipart with a 'bare' part
+    tp = text_part(flow(m.text), "plain", "UTF-8", "8bit", "; format=flowed", quote_cs=False)
+    body = multipart("multipart/mixed", c.boundary("tb"), [tp, att_part(img, "талон.png", CT["png"], "bare")])
+    hdr_end = eml.index(b"Content-Type:")
+    eml = eml[:hdr_end] + body
+    return eml, EF(f, P5_ADDR, s, fields=None, attachments=[A("талон.png", "image", img)])
+
+
+# =============================================================================================
+# archives
+# =============================================================================================
+
+def screens(n: int, base: int, fmt="screen{:02d}.png"):
+    return [(fmt.format(i + 1), png(base + i, 120, 80)) for i in range(n)]
+
+
+def _arch_mail(c, person, paddr, pname, s, fn, data, ct, client="tb", text=None):
+    f = person if client != "bat" else fmap(person, cp1251_safe)
+    m = Mail(c, pname, paddr, s, text or body_with_form(render(f), intro="Скриншоты в архиве.", who=short_name(pname)),
+             attachments=[(fn, data, ct)])
+    eml = {"tb": thunderbird, "bat": thebat, "mailru": mailru}[client](m) if client != "outlook" else outlook(m, "utf-8")
+    return eml, f
+
+
+@fx("archives", "zip_7_screens", "a zip with 7 screenshots (images in archives are not limited): accept, entries listed")
+def _(c):
+    files = screens(7, 800)
+    z = zip_build([{"name": n, "data": d} for n, d in files])
+    eml, f = _arch_mail(c, P1, P1_ADDR, P1_NAME, "Скриншоты ошибки", "Скриншоты.zip", z, CT["zip"], "outlook")
+    return eml, EF(f, P1_ADDR, "Скриншоты ошибки", fields=None,
+                   attachments=[A("Скриншоты.zip", "archive", z, inline=False, entries=[(n, "image") for n, _ in files])])
+
+
+@fx("archives", "7z_7_screens", "a 7z (LZMA2, py7zr) with 7 screenshots: accept")
+def _(c):
+    files = screens(7, 810)
+    z = sevenzip(files, seed=c.seed)
+    eml, f = _arch_mail(c, P2, P2_ADDR, P2_NAME, "Скриншоты реестра", "screens.7z", z, CT["7z"])
+    return eml, EF(f, P2_ADDR, "Скриншоты реестра", fields=None,
+                   attachments=[A("screens.7z", "archive", z, inline=False, entries=[(n, "image") for n, _ in files])])
+
+
+@fx("archives", "rar_7_screens", "a RAR 4.x (stored) with 7 screenshots: accept")
+def _(c):
+    files = screens(7, 820)
+    r = rar_build(files, seed=c.seed)
+    eml, f = _arch_mail(c, P5, P5_ADDR, P5_NAME, "Скрины талона", "screens.rar", r, CT["rar"], "bat")
+    return eml, EF(f, P5_ADDR, "Скрины талона", fields=None,
+                   attachments=[A("screens.rar", "archive", r, inline=False, entries=[(n, "image") for n, _ in files])])
+
+
+@fx("archives", "zip_cyrillic_utf8_names", "zip entries with Cyrillic names (UTF-8 flag) and a .txt: entries decoded")
+def _(c):
+    files = screens(3, 830, "Ошибка {}.png") + [("описание.txt", "Шаги: открыть ЭМК".encode("utf-8"))]
+    z = zip_build([{"name": n, "data": d} for n, d in files])
+    eml, f = _arch_mail(c, P3, P3_ADDR, P3_NAME, "Архив со скриншотами", "скрины.zip", z, CT["zip"])
+    return eml, EF(f, P3_ADDR, "Архив со скриншотами", fields=None,
+                   attachments=[A("скрины.zip", "archive", z, entries=[(n, "image") for n, _ in files[:3]] + [("описание.txt", "document")])])
+
+
+@fx("archives", "zip_cp866_names", "a zip from Windows Explorer: Cyrillic names in CP866 without the UTF-8 flag (names not pinned)")
+def _(c):
+    files = screens(3, 840, "Снимок{}.png")
+    z = zip_build([{"name": n.encode("cp866"), "data": d, "utf8": False} for n, d in files])
+    eml, f = _arch_mail(c, P7, P7_ADDR, P7_NAME, "Снимки", "Снимки.zip", z, CT["zip"])
+    return eml, EF(f, P7_ADDR, "Снимки", fields=None,
+                   attachments=[{"name": "Снимки.zip", "kind": "archive", "entries": [{"kind": "image"}] * 3}])
+
+
+@fx("archives", "rar_cyrillic_names", "RAR with LHD_UNICODE Cyrillic entry names (RAR 2.9 name encoding)")
+def _(c):
+    files = screens(2, 850, "Скрин {}.png") + [("Пояснение.txt", "Пояснение".encode("cp1251"))]
+    r = rar_build(files, seed=c.seed)
+    eml, f = _arch_mail(c, P6, P6_ADDR, P6_NAME, "Скрины", "скрины.rar", r, CT["rar"])
+    return eml, EF(f, P6_ADDR, "Скрины", fields=None,
+                   attachments=[A("скрины.rar", "archive", r, entries=[(n, "image") for n, _ in files[:2]] + [("Пояснение.txt", "document")])])
+
+
+@fx("archives", "zip_plus_5_loose_images", "a zip with 7 screenshots + 5 loose images: 5 outside archives → accept")
+def _(c):
+    f = P8
+    s = "Скриншоты и архив"
+    files = screens(7, 860)
+    z = zip_build([{"name": n, "data": d} for n, d in files])
+    loose = imgs(5, 870, "loose_")
+    m = Mail(c, P8_NAME, P8_ADDR, s, body_with_form(render(f), who="Коваленко С.А."), attachments=loose + [("screens.zip", z, CT["zip"])])
+    return thunderbird(m), EF(f, P8_ADDR, s, fields=None,
+                              attachments=[A(n, "image", d) for n, d, _ in loose] + [A("screens.zip", "archive", z, entries=[(n, "image") for n, _ in files])])
+
+
+@fx("archives", "zip_mixed_content", "a zip with a screenshot, a PDF and a log: accept, entry kinds image/document/document")
+def _(c):
+    files = [("screen.png", png(880)), ("акт.pdf", pdf("akt")), ("client.log.txt", b"ERROR\r\n" * 40)]
+    z = zip_build([{"name": n, "data": d} for n, d in files])
+    eml, f = _arch_mail(c, P4, P4_ADDR, P4_NAME, "Материалы по ошибке", "материалы.zip", z, CT["zip"])
+    return eml, EF(f, P4_ADDR, "Материалы по ошибке", fields=None,
+                   attachments=[A("материалы.zip", "archive", z, entries=[("screen.png", "image"), ("акт.pdf", "document"),
+                                                                         ("client.log.txt", "document")])])
+
+
+def _unreadable(name, what, make, fn, ct, person=P1, paddr=P1_ADDR, pname=P1_NAME, client="tb"):
+    @fx("archives", name, what)
+    def _(c):
+        data = make(c)
+        s = "Архив со скриншотами"
+        eml, f = _arch_mail(c, person, paddr, pname, s, fn, data, ct, client)
+        return eml, EF(f, paddr, s, reasons_extra=["archive_unreadable"], fields=None, attachments=[A(fn, "archive", data)])
+
+
+_unreadable("zip_encrypted", "ZipCrypto-encrypted zip (entry names visible, data not): archive_unreadable",
+            lambda c: zip_build([{"name": n, "data": d, "password": b"12345"} for n, d in screens(3, 900)], c.seed), "скрины.zip", CT["zip"])
+_unreadable("7z_encrypted", "AES-encrypted 7z (names visible): archive_unreadable",
+            lambda c: sevenzip(screens(3, 910), password="12345", seed=c.seed), "скрины.7z", CT["7z"], P2, P2_ADDR, P2_NAME)
+_unreadable("7z_encrypted_headers", "7z with encrypted headers (even names hidden): archive_unreadable",
+            lambda c: sevenzip(screens(3, 920), password="12345", header_encryption=True, seed=c.seed), "скрины.7z", CT["7z"],
+            P3, P3_ADDR, P3_NAME)
+_unreadable("rar_encrypted", "RAR whose file headers carry LHD_PASSWORD|LHD_SALT: archive_unreadable",
+            lambda c: rar_build(screens(3, 930), encrypted=True, seed=c.seed), "скрины.rar", CT["rar"], P4, P4_ADDR, P4_NAME)
+_unreadable("rar_encrypted_headers", "RAR with MHD_PASSWORD (headers encrypted): archive_unreadable",
+            lambda c: rar_build(screens(3, 935), header_encrypted=True, seed=c.seed), "скрины.rar", CT["rar"], P5, P5_ADDR, P5_NAME, "bat")
+_unreadable("zip_truncated", "a zip cut in half (no central directory): archive_unreadable",
+            lambda c: (lambda z: z[:len(z) // 2])(zip_build([{"name": n, "data": d} for n, d in screens(4, 940)])), "скрины.zip", CT["zip"],
+            P6, P6_ADDR, P6_NAME)
+_unreadable("7z_truncated", "a 7z cut in half: archive_unreadable",
+            lambda c: (lambda z: z[:len(z) // 2])(sevenzip(screens(4, 950), seed=c.seed)), "скрины.7z", CT["7z"], P7, P7_ADDR, P7_NAME)
+_unreadable("rar_truncated", "a RAR cut inside the third file's data: archive_unreadable",
+            lambda c: (lambda r: r[:len(r) * 2 // 3])(rar_build(screens(4, 960), seed=c.seed)), "скрины.rar", CT["rar"], P8, P8_ADDR, P8_NAME)
+
+
+def _dangerous_arch(name, what, make, fn, ct, person=P2, paddr=P2_ADDR, pname=P2_NAME):
+    @fx("archives", name, what)
+    def _(c):
+        data = make(c)
+        s = "Архив с материалами"
+        eml, f = _arch_mail(c, person, paddr, pname, s, fn, data, ct)
+        return eml, E("reject", ["attachment_dangerous"], None, [], None, paddr, s, attachments=[A(fn, "archive", data)])
+
+
+def _bomb(total: int):
+    chunk = bytes(MIB)
+    co = zlib.compressobj(9, zlib.DEFLATED, -15)
+    comp, crc = bytearray(), 0
+    for _ in range(total // MIB):
+        comp += co.compress(chunk)
+        crc = zlib.crc32(chunk, crc)
+    comp += co.flush()
+    return zip_build([{"name": "report.txt", "comp": (bytes(comp), crc & 0xFFFFFFFF, total)}])
+
+
+_dangerous_arch("zip_bomb_101mib", "101 MiB of zeros deflated to ~100 KB: decompressed size > 100 MiB → attachment_dangerous",
+                lambda c: _bomb(101 * MIB), "report.zip", CT["zip"])
+_dangerous_arch("zip_ratio_bomb_2mib", "2 MiB of zeros → ~2 KB (ratio ~1000:1 past 1 MiB): attachment_dangerous",
+                lambda c: _bomb(2 * MIB), "logs.zip", CT["zip"], P3, P3_ADDR, P3_NAME)
+_dangerous_arch("zip_slip_dotdot", "an entry '../../etc/passwd' escapes the extraction dir: attachment_dangerous",
+                lambda c: zip_build([{"name": "screen.png", "data": png(970)}, {"name": "../../etc/passwd", "data": b"root:x:0:0::/root:/bin/sh\n"}]),
+                "скрины.zip", CT["zip"], P4, P4_ADDR, P4_NAME)
+_dangerous_arch("zip_absolute_path", "an entry '/etc/cron.d/job' (absolute path): attachment_dangerous",
+                lambda c: zip_build([{"name": "screen.png", "data": png(971)}, {"name": "/etc/cron.d/job", "data": b"* * * * * root /tmp/x\n"}]),
+                "скрины.zip", CT["zip"], P5, P5_ADDR, P5_NAME)
+_dangerous_arch("zip_drive_letter", "an entry 'C:/Windows/Temp/readme.txt' (drive letter): attachment_dangerous",
+                lambda c: zip_build([{"name": "screen.png", "data": png(972)}, {"name": "C:/Windows/Temp/readme.txt", "data": b"hello\r\n"}]),
+                "скрины.zip", CT["zip"], P6, P6_ADDR, P6_NAME)
+_dangerous_arch("zip_symlink", "a Unix symlink entry (mode 0120777) pointing to /etc/passwd: attachment_dangerous",
+                lambda c: zip_build([{"name": "screen.png", "data": png(973)},
+                                     {"name": "passwd", "data": b"/etc/passwd", "method": 0, "unix": True, "external_attr": 0o120777 << 16}]),
+                "скрины.zip", CT["zip"], P7, P7_ADDR, P7_NAME)
+_dangerous_arch("zip_1001_entries", "1001 tiny entries (> 1000): attachment_dangerous",
+                lambda c: zip_build([{"name": f"log{i:04d}.txt", "data": f"{i}\n".encode(), "method": 0} for i in range(1001)]),
+                "logs.zip", CT["zip"], P8, P8_ADDR, P8_NAME)
+_dangerous_arch("zip_with_exe", "INTERPRETATION: a zip holding setup.exe (MZ) next to a screenshot: attachment_dangerous",
+                lambda c: zip_build([{"name": "screen.png", "data": png(974)}, {"name": "setup.exe", "data": exe_pe()}]),
+                "files.zip", CT["zip"], P1, P1_ADDR, P1_NAME)
+_dangerous_arch("rar_path_escape", "a RAR entry '..\\..\\Windows\\evil.txt': attachment_dangerous",
+                lambda c: rar_build([("screen.png", png(975)), ("..\\..\\Windows\\evil.txt", b"x\r\n")], seed=c.seed),
+                "скрины.rar", CT["rar"], P3, P3_ADDR, P3_NAME)
+_dangerous_arch("7z_path_escape", "a 7z entry '../evil.txt': attachment_dangerous",
+                lambda c: sevenzip([("screen.png", png(976)), ("../evil.txt", b"x\n")], seed=c.seed, raw_names=True),
+                "скрины.7z", CT["7z"], P4, P4_ADDR, P4_NAME)
+
+
+@fx("archives", "zip_1000_entries", "exactly 1000 tiny entries (the limit is > 1000): accept")
+def _(c):
+    z = zip_build([{"name": f"log{i:04d}.txt", "data": f"{i}\n".encode(), "method": 0} for i in range(1000)])
+    eml, f = _arch_mail(c, P8, P8_ADDR, P8_NAME, "Логи", "logs.zip", z, CT["zip"])
+    return eml, EF(f, P8_ADDR, "Логи", fields=None, attachments=[A("logs.zip", "archive", z)])
+
+
+@fx("archives", "zip_nested_zip", "a zip inside a zip: attachment_type (entries of the outer archive only)")
+def _(c):
+    inner = zip_build([{"name": n, "data": d} for n, d in screens(2, 980)])
+    z = zip_build([{"name": "screen.png", "data": png(982)}, {"name": "old_screens.zip", "data": inner, "method": 0}])
+    eml, f = _arch_mail(c, P2, P2_ADDR, P2_NAME, "Скрины", "скрины.zip", z, CT["zip"])
+    return eml, EF(f, P2_ADDR, "Скрины", reasons_extra=["attachment_type"], fields=None,
+                   attachments=[A("скрины.zip", "archive", z, entries=[("screen.png", "image"), ("old_screens.zip", "archive")])])
+
+
+@fx("archives", "rar_nested_7z", "a 7z inside a RAR: attachment_type")
+def _(c):
+    inner = sevenzip(screens(2, 985), seed=c.seed)
+    r = rar_build([("screen.png", png(987)), ("old.7z", inner)], seed=c.seed)
+    eml, f = _arch_mail(c, P6, P6_ADDR, P6_NAME, "Скрины", "скрины.rar", r, CT["rar"])
+    return eml, EF(f, P6_ADDR, "Скрины", reasons_extra=["attachment_type"], fields=None,
+                   attachments=[A("скрины.rar", "archive", r, entries=[("screen.png", "image"), ("old.7z", "archive")])])
+
+
+# =============================================================================================
+# broken
+# =============================================================================================
+
+def B(decision, sender, **kw):
+    d = {"decision": decision, "sender": sender}
+    d.update(kw)
+    return d
+
+
+@fx("broken", "truncated_mid_base64", "the mail ends in the middle of a base64 screenshot (no closing boundary): the form is read → accept")
+def _(c):
+    f = P1
+    s = "Не открывается расписание"
+    m = Mail(c, P1_NAME, P1_ADDR, s, body_with_form(render(f), who="Иванова Т.А."),
+             attachments=[("screen.png", png(990, 200, 150), CT["png"])])
+    eml = thunderbird(m)
+    i = eml.index(b"filename=\"screen.png\"")
+    j = eml.index(CRLF + CRLF, i) + 4
+    cut = j + (len(eml) - j) // 2 + 37
+    return eml[:cut], B("accept", P1_ADDR, subject=s)
+
+
+@fx("broken", "multipart_without_boundary", "Content-Type: multipart/mixed with no boundary parameter, one-line text: fields_missing either way")
+def _(c):
+    s = "Не печатается направление"
+    hs = [("From", addr(P7_NAME, P7_ADDR)), ("To", HELP), ("Subject", subj(s)), ("Date", c.date), ("Message-ID", c.msgid("tb")),
+          ("MIME-Version", "1.0"), ("Content-Type", "multipart/mixed")]
+    body = ("--XYZ\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nНе печатается направление, помогите.\r\n--XYZ--\r\n").encode()
+    return message(hs, CRLF + body), B("incomplete", P7_ADDR, subject=s, reasons=[{"code": "fields_missing"}],
+                                       missing=REQUIRED + ["steps", "error_text"])
+
+
+@fx("broken", "boundary_mismatch", "declared boundary differs from the one used: no readable form either way → fields_missing")
+def _(c):
+    s = "Ошибка"
+    hs = [("From", addr(P8_NAME, P8_ADDR)), ("To", HELP), ("Subject", subj(s)), ("Date", c.date), ("Message-ID", c.msgid("tb")),
+          ("MIME-Version", "1.0"), ("Content-Type", 'multipart/mixed; boundary="=_AAAAAAAA"')]
+    body = multipart_body("=_BBBBBBBB", [text_part("Ошибка при входе, помогите.\n", "plain", "utf-8", "8bit"),
+                                         att_part(png(991), "screen.png", CT["png"], "tb")])
+    return message(hs, CRLF + body), B("incomplete", P8_ADDR, subject=s, reasons=[{"code": "fields_missing"}],
+                                       missing=REQUIRED + ["steps", "error_text"])
+
+
+@fx("broken", "header_only", "headers and nothing else (no blank line, no body): fields_missing")
+def _(c):
+    s = "Не работает МИС"
+    hs = [("From", addr(P6_NAME, P6_ADDR)), ("To", HELP), ("Subject", subj(s)), ("Date", c.date), ("Message-ID", c.msgid("tb")),
+          ("MIME-Version", "1.0"), ("Content-Type", "text/plain; charset=utf-8")]
+    return message(hs, b""), B("incomplete", P6_ADDR, subject=s, reasons=[{"code": "fields_missing"}],
+                               missing=REQUIRED + ["steps", "error_text"], attachments=[])
+
+
+@fx("broken", "bare_lf", "the whole mail (multipart, base64 image) with bare LF line endings: accept, fields read")
+def _(c):
+    f = P2
+    s = "Не формируется реестр"
+    img = png(992)
+    m = Mail(c, P2_NAME, P2_ADDR, s, body_with_form(render(f), who="Петренко О.В."), attachments=[("screen.png", img, CT["png"])])
+    eml = thunderbird(m, flowed=False, lf_only=True)
+    assert b"\r" not in eml
+    return eml, B("accept", P2_ADDR, subject=s, fields=f.fields(only=["applicant.full_name", "applicant.phone", "error_text"]),
+                  attachments=[A("screen.png", "image", img)])
+
+
+@fx("broken", "no_charset_8bit_cp1251", "8bit windows-1251 body with no charset declared (not valid UTF-8): decoded as windows-1251 → accept")
+def _(c):
+    f = fmap(P5, cp1251_safe)
+    s = "Не закрывается талон"
+    hs = [("From", P5_ADDR), ("To", HELP), ("Subject", subj(s, "q-1251")), ("Date", c.date), ("Message-ID", c.msgid("bat")),
+          ("MIME-Version", "1.0"), ("Content-Type", "text/plain"), ("Content-Transfer-Encoding", "8bit")]
+    return message(hs, CRLF + body_with_form(render(f), who="Мельник И.П.").replace("\n", "\r\n").encode("cp1251")), B("accept", P5_ADDR)
+
+
+@fx("broken", "long_header_lines", "a 3,000-char unfolded Subject of encoded-words, a 12,000-char References line, a 20,000-char X- header: accept")
+def _(c):
+    f = P3
+    s = ("Ошибка при подписании ЭМД: " + "сертификат не найден в хранилище, повторная попытка не помогла; " * 12).strip()
+    refs = " ".join(f"<ref{i:04d}.{hx(c.key + str(i), 6)}@sev.gov.ru>" for i in range(300))
+    m = Mail(c, P3_NAME, P3_ADDR, None, body_with_form(render(f), who="Кравченко Е.Н."),
+             subject_raw=" ".join(ew_words(s, "UTF-8", "B")),
+             headers_extra=[("References", refs), ("X-Trace", "A" * 20000)])
+    eml = thunderbird(m)
+    assert max(len(l) for l in eml.split(CRLF)) > 12000
+    return eml, B("accept", P3_ADDR, subject=s)
+
+
+@fx("broken", "nested_60_levels", "multipart nested 60 levels deep, the form in the first text part: accept (mime_limit warning allowed, warnings not pinned)")
+def _(c):
+    f = P4
+    s = "Печать обменной карты"
+    inner = text_part("конец\n", "plain", "utf-8", "8bit")
+    for lvl in range(59, 0, -1):
+        inner = multipart("multipart/mixed", f"=_lvl{lvl:02d}_{hx(c.key, 4)}", [inner])
+    top = multipart("multipart/mixed", f"=_lvl00_{hx(c.key, 4)}",
+                    [text_part(body_with_form(render(f), who="Ткаченко А.С."), "plain", "utf-8", "8bit"), inner])
+    hs = [("From", addr(P4_NAME, P4_ADDR)), ("To", HELP), ("Subject", subj(s)), ("Date", c.date), ("Message-ID", c.msgid("tb")),
+          ("MIME-Version", "1.0")]
+    return message(hs, top), B("accept", P4_ADDR, subject=s)
+
+
+@fx("broken", "parts_2000", "a form part followed by 2000 one-byte .txt attachments: accept (mime_limit allowed, warnings not pinned)")
+def _(c):
+    f = P7
+    s = "Нет слотов"
+    parts_ = [text_part(body_with_form(render(f), who="Шевченко Н.В."), "plain", "utf-8", "8bit")]
+    parts_ += [part([("Content-Type", f'text/plain; name="p{i:04d}.txt"'), ("Content-Disposition", f'attachment; filename="p{i:04d}.txt"')],
+                    b"x") for i in range(2000)]
+    hs = [("From", addr(P7_NAME, P7_ADDR)), ("To", HELP), ("Subject", subj(s)), ("Date", c.date), ("Message-ID", c.msgid("tb")),
+          ("MIME-Version", "1.0")]
+    return message(hs, multipart("multipart/mixed", c.boundary("tb"), parts_)), B("accept", P7_ADDR, subject=s)
+
+
+@fx("broken", "garbage_header_line", "a line without a colon among the trailing headers: accept")
+def _(c):
+    f = P8
+    s = "РЭМД недоступен"
+    m = Mail(c, P8_NAME, P8_ADDR, s, body_with_form(render(f), who="Коваленко С.А."))
+    eml = thunderbird(m, flowed=False)
+    i = eml.index(b"\r\n\r\n")
+    return eml[:i] + b"\r\nThis line is not a header\r\nX-Spam-Score: 0.1" + eml[i:], B("accept", P8_ADDR, subject=s)
+
+
+@fx("broken", "unterminated_multipart", "the closing boundary is missing, the last part is complete: accept, image listed")
+def _(c):
+    f = P1
+    s = "Ошибка в расписании"
+    img = png(993)
+    m = Mail(c, P1_NAME, P1_ADDR, s, body_with_form(render(f), who="Иванова Т.А."), attachments=[("screen.png", img, CT["png"])])
+    eml = thunderbird(m)
+    k = eml.rindex(b"--" + eml.split(b'boundary="')[1].split(b'"')[0] + b"--")
+    return eml[:k], B("accept", P1_ADDR, subject=s, attachments=[A("screen.png", "image", img)])
+
+
+@fx("broken", "base64_text_with_junk_whitespace", "a base64 text part with trailing blanks and an empty line inside the base64: accept")
+def _(c):
+    f = P6
+    s = "Нет прав"
+    raw = b64_lines(body_with_form(render(f), who="Бондаренко Д.И.").encode("utf-8")).split(CRLF)
+    raw = [l + b"  " if i % 3 == 0 and l else l for i, l in enumerate(raw)]
+    raw.insert(len(raw) // 2, b"")
+    hs = [("From", addr(P6_NAME, P6_ADDR)), ("To", HELP), ("Subject", subj(s)), ("Date", c.date), ("Message-ID", c.msgid("mailru")),
+          ("MIME-Version", "1.0"), ("Content-Type", "text/plain; charset=utf-8"), ("Content-Transfer-Encoding", "base64")]
+    return message(hs, CRLF + CRLF.join(raw)), B("accept", P6_ADDR, subject=s)
+
+
+@fx("broken", "empty_file", "a 0-byte file: no From → filter, sender \"\"")
+def _(c):
+    return b"", B("filter", "", reasons=[{"code": "sender_domain"}])
+
+
+@fx("broken", "raw_utf8_headers", "unencoded UTF-8 in Subject and the From display name (RFC 6532 style): accept, subject decoded")
+def _(c):
+    f = P2
+    s = "Не формируется счет-реестр"
+    hs = [("From", f"{P2_NAME} <{P2_ADDR}>".encode("utf-8")), ("To", HELP), ("Subject", s.encode("utf-8")), ("Date", c.date),
+          ("Message-ID", c.msgid("tb")), ("MIME-Version", "1.0")]
+    return message(hs, text_part(body_with_form(render(f), who="Петренко О.В."), "plain", "utf-8", "8bit")), B("accept", P2_ADDR, subject=s)
+
+
+# =============================================================================================
+# Driver
+# =============================================================================================
+
+README_HEAD = """# Golden fixtures
+
+Generated by `scripts/make_fixtures.py` (do not edit by hand): `python3 scripts/make_fixtures.py`
+rewrites every `fixtures/<group>/<name>.eml` + `<name>.expected.json` and this README;
+`python3 scripts/make_fixtures.py --check` regenerates in memory and fails if anything on disk differs.
+
+The generator needs **py7zr** from PyPI (`pip install py7zr`; only for the `.7z` archives). Everything else is
+the Python 3.11 standard library. Output is deterministic (fixed dates, Message-IDs and boundaries derived
+from the fixture name, `random.Random` seeded with the fixture name, py7zr's clock and AES IV patched);
+byte-identical regeneration assumes the same zlib and py7zr versions. CI never runs the generator: the
+generated files are committed.
+
+## Layout
+
+`fixtures/<group>/<name>.eml` is one raw RFC 5322 message (CRLF line endings, except where `broken/`
+says otherwise), `fixtures/<group>/<name>.expected.json` the part of the verdict (`src/verdict.rs`) it pins.
+Groups: `accept`, `incomplete`, `reject`, `filter`, `ignore`, `followup` (one per decision, by what the
+fixture is mainly about), `charset`, `layout` (form parsing), `attachments`, `archives`, `broken`.
+The group is not the decision: read `decision` in the expected file.
+
+## Subset semantics
+
+The golden test compares expected ⊆ actual:
+
+* object: every key present in the expected file must be present in the actual JSON and match
+  recursively; keys left out are not checked (e.g. `detail` texts, `content_type`, `message_id`);
+* array: the SAME LENGTH, matched as a multiset (each expected element subset-matches a distinct
+  actual element; order ignored). So `reasons`, `warnings` (when present), `missing`, `attachments`
+  and `entries` list everything;
+* scalar: equal (`null` included).
+
+Conventions used in the expected files:
+
+* `decision`, `reasons` (`[{"code": …}]`, one element per code — `field_recommended` is one per absent
+  recommended field), `missing`, `followup_of`, `sender`, `subject` are always given (except in
+  `broken/`, which pins what a reasonable engine must do: usually `decision` and `sender`);
+* `warnings` is given for accept / incomplete / followup; omitted on filter / ignore / reject and on the
+  few incomplete fixtures without any form (whether those get `field_recommended` is left open; one
+  fixture, `incomplete/see_attachment_png`, pins five);
+* `missing` is `[]` whenever `fields_missing` is not among the reasons (filter, ignore, reject,
+  followup, and accept of course);
+* `fields` pins parsed values where the fixture is about parsing (`null` = absent); multi-line
+  `steps` (lines joined with `\\n`) only in a few fixtures; `priority`/`impact` pinned on all accept and
+  incomplete fixtures of `accept/` `incomplete/` `layout/` `charset/` `attachments/` `archives/`
+  (no form lines → `normal`/`null`);
+* `attachments` give `name`, `kind`, `bytes` (decoded size), `inline` (true for pasted screenshots,
+  false for `Content-Disposition: attachment`), `entries` `[{name, kind}]` for readable archives.
+
+## Binary payloads
+
+All generated by the script, never pasted: PNG (zlib + struct), baseline JPEG (8×8 grey, one-code
+Huffman tables), GIF89a 1×1, BMP, TIFF, HEIC/MP4 (ISO-BMFF `ftyp`), AVI (RIFF), OLE2 header for
+.doc/.xls, docx/xlsx/odt/ods (real zip containers), PDF (valid xref; the 10 MiB ones padded with a
+comment block to the exact byte count), PE/ELF/Mach-O headers, tar.gz (fixed mtime).
+
+* ZIP: own writer (fixed DOS time, deflate via zlib, ZipCrypto = PKWARE traditional encryption with a
+  12-byte header whose last byte is the CRC's high byte, UTF-8 flag 0x800, Unix symlink mode
+  0120777 in the external attributes, precomputed streams for the bombs).
+* 7z: py7zr (LZMA2; AES-256 with `password=`; `header_encryption=True` for hidden names).
+* RAR 4.x writer: marker `Rar!\\x1a\\x07\\x00`; main header HEAD_TYPE 0x73 (flags 0, or 0x0080
+  MHD_PASSWORD followed by opaque bytes for the header-encrypted one); one file header HEAD_TYPE 0x74 per
+  file with flags 0x8000 (LONG_BLOCK), PACK_SIZE, UNP_SIZE, HOST_OS 2, FILE_CRC = crc32(data), DOS
+  FTIME, UNP_VER 20, METHOD 0x30 (stored), NAME_SIZE, ATTR 0x20, name; Cyrillic names set
+  LHD_UNICODE 0x0200 and use the RAR 2.9 encoding (cp866 name, NUL, HighByte + 2-bit op flags);
+  encrypted files set LHD_PASSWORD 0x0004 | LHD_SALT 0x0400 with an 8-byte salt and opaque 16-byte-padded
+  data; end-of-archive block HEAD_TYPE 0x7B flags 0x4000. Every HEAD_CRC = crc32(header bytes from
+  HEAD_TYPE on) & 0xFFFF.
+
+## Fixtures
+
+| fixture | decision | what it tests |
+| --- | --- | --- |
+"""
+
+
+def build_all() -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    seen = set()
+    for group, name, what, fn in FIXTURES:
+        assert (group, name) not in seen, (group, name)
+        seen.add((group, name))
+        c = Ctx(group, name)
+        eml, exp = fn(c)
+        files[f"{group}/{name}.eml"] = eml
+        files[f"{group}/{name}.expected.json"] = (json.dumps(exp, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    rows = []
+    for group, name, what, fn in FIXTURES:
+        exp = json.loads(files[f"{group}/{name}.expected.json"])
+        rows.append(f"| `{group}/{name}` | {exp.get('decision', '')} | {what.replace('|', '/')} |")
+    counts = {g: sum(1 for x in FIXTURES if x[0] == g) for g in GROUPS}
+    summary = "\n\nCount per group: " + ", ".join(f"{g} {n}" for g, n in counts.items()) + f"; total {len(FIXTURES)}.\n"
+    files["README.md"] = (README_HEAD + "\n".join(rows) + summary).encode("utf-8")
+    return files
+
+
+def self_check(files: dict[str, bytes]) -> list[str]:
+    """Parse every mail with Python's email package and compare what it can see with the expectation."""
+    problems = []
+    for key, data in files.items():
+        if not key.endswith(".eml") or key.startswith("broken/"):
+            continue
+        exp = json.loads(files[key[:-4] + ".expected.json"])
+        msg = email.message_from_bytes(data, policy=email.policy.default)
+        frm = msg.get("From")
+        try:
+            got = frm.addresses[0].addr_spec.lower() if frm is not None and frm.addresses else ""
+        except Exception:
+            got = ""
+        if "sender" in exp and exp["decision"] != "filter" and got != exp["sender"]:
+            problems.append(f"{key}: From parses as {got!r}, expected sender {exp['sender']!r}")
+        sj = str(msg.get("Subject", "") or "").strip()
+        if "subject" in exp and sj != exp["subject"] and not key.startswith("charset/subject_padded"):
+            problems.append(f"{key}: subject parses as {sj!r}")
+        if "attachments" in exp:
+            seen = []
+            for p in msg.walk():
+                if p.is_multipart() or p.get_content_maintype() == "text" and not p.get_filename():
+                    continue
+                seen.append((p.get_filename(), len(p.get_payload(decode=True) or b"")))
+            for a in exp["attachments"]:
+                if "name" in a and "bytes" in a and (a["name"], a["bytes"]) not in seen:
+                    problems.append(f"{key}: attachment {a['name']!r} with {a['bytes']} bytes not found in {seen[:8]}")
+            if len(seen) != len(exp["attachments"]):
+                problems.append(f"{key}: {len(seen)} file parts, expected {len(exp['attachments'])}")
+        if not key.startswith("broken/"):
+            body = data.split(b"\r\n\r\n", 1)[0]
+            if b"\n" in body.replace(b"\r\n", b""):
+                problems.append(f"{key}: bare LF in the header block")
+    return problems
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--check", action="store_true", help="compare a fresh generation with fixtures/ on disk")
+    ap.add_argument("--out", default=str(OUT), help="output directory (default: fixtures/)")
+    args = ap.parse_args()
+    files = build_all()
+    problems = self_check(files)
+    for p in problems:
+        print("self-check:", p, file=sys.stderr)
+    out = Path(args.out)
+    if args.check:
+        bad = [k for k, v in files.items() if not (out / k).is_file() or (out / k).read_bytes() != v]
+        extra = [str(p.relative_to(out)) for g in GROUPS if (out / g).is_dir() for p in (out / g).iterdir()
+                 if str(p.relative_to(out)) not in files]
+        for k in bad + extra:
+            print("differs:", k, file=sys.stderr)
+        return 1 if bad or extra or problems else 0
+    for g in GROUPS:
+        if (out / g).is_dir():
+            shutil.rmtree(out / g)
+    for k, v in files.items():
+        p = out / k
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(v)
+    n = sum(1 for k in files if k.endswith(".eml"))
+    print(f"wrote {n} fixtures to {out}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

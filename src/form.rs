@@ -99,6 +99,8 @@ pub struct RawValueRules {
     pub card_keywords: Vec<String>,
     #[serde(default)]
     pub closing_lines: Vec<String>,
+    #[serde(default)]
+    pub signature_lines: Vec<String>,
 }
 
 /// `[quote]`: what [`strip_quoted`] cuts.
@@ -291,7 +293,7 @@ impl Fixed {
                 "phone prefix",
             )?,
             phone_ext: re(
-                r"(?i)^[ \t]*,?[ \t]*\(?[ \t]*(?:доб|доп|вн|внутр|ext)\.?[ \t]*[:.]?[ \t]*\d{1,6}[ \t]*\)?",
+                r"(?i)^(?:[ \t]*,?[ \t]*\(?[ \t]*(?:доб|доп|вн|внутр|ext)\.?[ \t]*[:.]?[ \t]*\d{1,6}[ \t]*\)?)?(?:[ \t]*\((?:моб|мобильный|сот|сотовый|раб|рабочий|гор|городской|служебный|личный)\.?\))?",
                 "phone extension",
             )?,
             phone_chunk: re(
@@ -303,7 +305,7 @@ impl Fixed {
                 "email",
             )?,
             noise_chunk: re(
-                r"(?i)^(?:e-?mail|эл\.?[ \t]*почта|электронная[ \t]+почта|почта|телефон|тел|моб|контактный[ \t]+телефон)\.?[ \t]*:?$",
+                r"(?i)^\(?(?:e-?mail|эл\.?[ \t]*почта|электронная[ \t]+почта|почта|телефон|тел|моб|мобильный|сот|сотовый|раб|рабочий|контактный[ \t]+телефон)\.?\)?[ \t]*:?$",
                 "noise",
             )?,
             name: re(&name, "name")?,
@@ -366,6 +368,7 @@ pub struct FormRules {
     login_kw: Option<Regex>,
     card_kw: Option<Regex>,
     closing: Vec<Regex>,
+    signature: Vec<Regex>,
     quote: QuoteRules,
     fixed: Fixed,
 }
@@ -446,8 +449,7 @@ impl FormRules {
                 .then(a.0.cmp(&b.0))
         });
         all.dedup_by(|a, b| a.0.to_lowercase() == b.0.to_lowercase());
-        let prefix =
-            r"^[ \t]*(?:(?:\d{1,2}[.)]|#{1,4}|[-–—•·▪►‣◦●○■□✓✔➢*>])[ \t]*)?(?:\*{1,2}|__)?[ \t]*";
+        let prefix = r"^[ \t]*(?:[|│┃][ \t]*)?(?:(?:\d{1,2}[.)]|#{1,4}|[-–—•·▪►‣◦●○■□✓✔➢*>])[ \t]*)?(?:\*{1,2}|__)?[ \t]*";
         let hint = r"(?:[ \t]*\([^()\n]*\))?";
         let alternation = |items: &[&(String, Kind)]| -> String {
             items
@@ -490,6 +492,7 @@ impl FormRules {
             )
         })?;
         let closing = re_list(&v.closing_lines, "values.closing_lines")?;
+        let signature = re_list(&v.signature_lines, "values.signature_lines")?;
 
         let q = &raw.quote;
         let mut header_blocks = Vec::new();
@@ -537,6 +540,7 @@ impl FormRules {
             login_kw,
             card_kw,
             closing,
+            signature,
             quote,
             fixed: Fixed::new()?,
         })
@@ -576,12 +580,27 @@ impl FormRules {
         n.is_empty() || !n.chars().any(char::is_alphanumeric) || self.empty_values.contains(&n)
     }
 
+    /// A closing line («Спасибо», «С уважением»…): ends a value.
     fn is_closing(&self, line: &str) -> bool {
-        if self.closing.is_empty() {
+        if self.closing.is_empty() && self.signature.is_empty() {
             return false;
         }
         let m = match_form(line);
-        !m.is_empty() && self.closing.iter().any(|r| r.is_match(&m))
+        !m.is_empty()
+            && self
+                .closing
+                .iter()
+                .chain(&self.signature)
+                .any(|r| r.is_match(&m))
+    }
+
+    /// The first line of a signature («С уважением,»).
+    fn is_signature(&self, line: &str) -> bool {
+        if self.signature.is_empty() {
+            return false;
+        }
+        let m = match_form(line);
+        !m.is_empty() && self.signature.iter().any(|r| r.is_match(&m))
     }
 
     /// The label at the start of `line`, with the text after its separator.
@@ -724,6 +743,8 @@ fn clean_text(text: &str, max_bytes: usize, max_line_chars: usize) -> String {
                 '\n'
             }
             '\u{2028}' | '\u{2029}' | '\u{85}' | '\u{0B}' | '\u{0C}' => '\n',
+            '\u{2010}' | '\u{2011}' | '\u{2012}' | '\u{2043}' | '\u{2212}' | '\u{FE63}'
+            | '\u{FF0D}' => '-',
             '\u{A0}'
             | '\u{2000}'..='\u{200A}'
             | '\u{202F}'
@@ -986,10 +1007,10 @@ fn emit_row(row: &[&str], border: Option<&str>, out: &mut Vec<Line>) {
         if junctions.len() + 1 == ncols {
             let total = b.chars().count();
             let mut prev: Option<usize> = None;
-            for c in 0..ncols {
+            for (c, w) in widths.iter_mut().enumerate() {
                 let end = junctions.get(c).copied().unwrap_or(total);
                 let start = prev.map_or(0, |p| p + 1);
-                widths[c] = widths[c].max(end.saturating_sub(start));
+                *w = (*w).max(end.saturating_sub(start));
                 prev = Some(end);
             }
         }
@@ -1067,7 +1088,9 @@ fn join_cell(frags: &[&str], width: usize, label_col: bool) -> String {
                     let plen = p.chars().count();
                     let first_word = text.split_whitespace().next().unwrap_or("");
                     let fw = first_word.chars().count();
+                    // html2text cuts a word only when the word alone is wider than the column.
                     let mid_word = plen >= width
+                        && !p.trim().contains(char::is_whitespace)
                         && p.chars().next_back().is_some_and(char::is_alphabetic)
                         && text.chars().next().is_some_and(char::is_lowercase);
                     if mid_word {
@@ -1122,19 +1145,45 @@ pub fn parse_form(text: &str, rules: &FormRules) -> ParsedForm {
     let mut form = ParsedForm::default();
     let mut section = Section::Applicant;
     let mut pending: Option<String> = None;
+    // Below «С уважением» a lone "Тел.: 55-12-34" is the signature, not the form: there,
+    // sub-labels are read only after a heading.
+    let mut in_signature = false;
+    let mut heading_in_signature = false;
     let mut i = 0;
     while i < lines.len() {
-        let current = pending.take().unwrap_or_else(|| lines[i].text.clone());
+        let current = match pending.take() {
+            Some(p) => p,
+            None => {
+                if rules.is_signature(&lines[i].text) {
+                    in_signature = true;
+                    heading_in_signature = false;
+                    i += 1;
+                    continue;
+                }
+                lines[i].text.clone()
+            }
+        };
         let Some((kind, inline)) = rules.match_label(&current) else {
             i += 1;
             continue;
         };
+        if in_signature {
+            match kind {
+                Kind::Heading(_) => heading_in_signature = true,
+                Kind::Field(F_STEPS | F_ERROR) | Kind::Impact | Kind::Priority | Kind::Ignore => {}
+                _ if !heading_in_signature => {
+                    i += 1;
+                    continue;
+                }
+                _ => {}
+            }
+        }
         if kind.counts() {
             form.labels_found += 1;
         }
         // "Данные о заявителе │ ФИО: Иванова" — a heading whose value is itself a label.
         if let Kind::Heading(s) = kind {
-            if !inline.is_empty() && rules.match_label(&inline).is_some() {
+            if !rules.is_empty_value(&inline) && rules.match_label(&inline).is_some() {
                 section = s;
                 pending = Some(inline);
                 continue;
@@ -1145,8 +1194,7 @@ pub fn parse_form(text: &str, rules: &FormRules) -> ParsedForm {
             Kind::Field(F_STEPS) | Kind::Field(F_ERROR) => Gather::Multi,
             _ => Gather::Single,
         };
-        let line_len = current.chars().count();
-        let (parts, next) = gather_value(&lines, i, inline.clone(), line_len, gather, rules);
+        let (parts, next) = gather_value(&lines, i, inline.clone(), &current, gather, rules);
         i = next;
         match kind {
             Kind::Heading(s) => {
@@ -1219,7 +1267,7 @@ fn gather_value(
     lines: &[Line],
     i: usize,
     inline: String,
-    line_len: usize,
+    line: &str,
     gather: Gather,
     rules: &FormRules,
 ) -> (Vec<String>, usize) {
@@ -1265,15 +1313,14 @@ fn gather_value(
             }
         }
         Gather::Block | Gather::Single => {
-            let mut last_len = line_len;
+            let mut last = line;
             while j < n {
                 let t = lines[j].text.trim();
-                let wrapped = (WRAP_MIN_CHARS..=WRAP_MAX_CHARS).contains(&last_len);
-                if t.is_empty() || !(lines[j].cont || wrapped) || stops(t) {
+                if t.is_empty() || !(lines[j].cont || looks_wrapped(last)) || stops(t) {
                     break;
                 }
                 parts.push(t.to_string());
-                last_len = lines[j].text.chars().count();
+                last = &lines[j].text;
                 j += 1;
             }
         }
@@ -1285,24 +1332,34 @@ fn gather_value(
 /// continues with a space, otherwise each line is a chunk of its own (`, `).
 fn join_block(parts: &[String]) -> String {
     let mut s = String::new();
-    let mut last_len = 0usize;
+    let mut last = "";
     for p in parts {
         let p = p.trim();
         if p.is_empty() {
             continue;
         }
         if !s.is_empty() {
-            let wrapped = (WRAP_MIN_CHARS..=WRAP_MAX_CHARS).contains(&last_len);
-            if s.ends_with([',', ';']) || wrapped {
+            if s.ends_with([',', ';']) || looks_wrapped(last) {
                 s.push(' ');
             } else {
                 s.push_str(", ");
             }
         }
         s.push_str(p);
-        last_len = p.chars().count();
+        last = p;
     }
     s
+}
+
+/// A line the sender's mail client may have wrapped: 55–80 characters (clients wrap at 72–78)
+/// and not ending like a finished item (a digit, `.`, `!`, `»`…), but with a letter, a comma or
+/// a dash. "…медицинская сестра," continues on the next line; "…, 55-12-34" does not.
+fn looks_wrapped(line: &str) -> bool {
+    let t = line.trim_end();
+    (WRAP_MIN_CHARS..=WRAP_MAX_CHARS).contains(&t.chars().count())
+        && t.chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphabetic() || matches!(c, ',' | '-' | '–' | '—' | '«' | '('))
 }
 
 /// A one-line value: parts joined with spaces, spaces collapsed, trailing punctuation trimmed;
@@ -1342,11 +1399,11 @@ fn field_value(field: usize, parts: &[String], rules: &FormRules) -> Option<Stri
         }
         ValueType::Login => {
             let v = simple_value(parts, rules)?;
-            login_value(&v)
+            login_field(&v, rules)
         }
         ValueType::Card => {
             let v = simple_value(parts, rules)?;
-            Some(card_value(&v, rules).unwrap_or(v))
+            card_value(&v, rules)
         }
     }
 }
@@ -1461,7 +1518,25 @@ fn login_value(v: &str) -> Option<String> {
     (!t.is_empty()).then(|| t.to_string())
 }
 
-/// A card field: the first token with a digit.
+/// A login field: the first Latin token ("ivanova_ta", "SEV\\ivanova"); else a single word
+/// as written (a Cyrillic login); else the whole value as written.
+fn login_field(v: &str, rules: &FormRules) -> Option<String> {
+    if let Some(m) = rules
+        .fixed
+        .latin_token
+        .captures_iter(v)
+        .filter_map(|c| c.get(1))
+        .find(|m| m.as_str().trim_end_matches(['.', '-']).len() >= 2)
+    {
+        return login_value(m.as_str());
+    }
+    if v.split_whitespace().count() == 1 {
+        return login_value(v);
+    }
+    Some(v.to_string())
+}
+
+/// A card field: the first token with a digit; `None` without one.
 fn card_value(v: &str, rules: &FormRules) -> Option<String> {
     rules
         .fixed

@@ -179,7 +179,7 @@ impl SenderRules {
             return false;
         };
         let domain = domain.trim_end_matches('.').to_lowercase();
-        self.exact.iter().any(|d| *d == domain)
+        self.exact.contains(&domain)
             || self.subdomains_of.iter().any(|d| {
                 domain.len() > d.len() + 1
                     && domain.ends_with(d.as_str())

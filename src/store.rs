@@ -400,6 +400,7 @@ impl Store {
     /// `render` builds a reply (it is called inside the transaction, once the ticket number is
     /// known); `own_reply` says the mail is a copy of one of our replies; `limit` is the
     /// per-address daily reply limit.
+    #[allow(clippy::too_many_arguments)]
     pub fn record_mail(
         &mut self,
         mail: &Incoming<'_>,

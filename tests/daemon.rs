@@ -1,0 +1,276 @@
+//! The daemon end to end against real Dovecot + Postfix on loopback (started once for this test
+//! binary by `scripts/mailservers.sh`), with mail sent by swaks and the daemon run as the real
+//! binary. Scenarios run in sequence on one server pair, each on its own store.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn run_once(s: &Servers, cfg: &Path) {
+    let out = mailintake(s, &["run", "--once", "--config", cfg.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "run --once failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Wait until Postfix has delivered `n` mails from senders (not copies of our own replies)
+/// into help@'s INBOX.
+fn wait_inbox(s: &Servers, n: usize) {
+    wait_for(20, || {
+        let from_senders = maildir(s, "help@sevmiac.ru", "INBOX")
+            .iter()
+            .filter(|m| !header(m, "Message-ID").is_some_and(|id| id.contains("mailintake.")))
+            .count();
+        (from_senders >= n).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{n} mails did not arrive in help@sevmiac.ru"));
+}
+
+/// Mails in help@'s INBOX that came from senders (copies of our replies excluded).
+fn inbox_from_senders(s: &Servers) -> usize {
+    maildir(s, "help@sevmiac.ru", "INBOX")
+        .iter()
+        .filter(|m| !header(m, "Message-ID").is_some_and(|id| id.contains("mailintake.")))
+        .count()
+}
+
+fn replies_to(s: &Servers, addr: &str) -> Vec<Vec<u8>> {
+    maildir(s, addr, "INBOX")
+}
+
+#[test]
+fn daemon_against_real_servers() {
+    let s = Servers::start();
+    let t0 = Instant::now();
+    full_path_every_folder_no_duplicates(&s);
+    eprintln!("full path: {:?}", t0.elapsed());
+    followup_completes_feedback_ticket(&s);
+    eprintln!("follow-up: {:?}", t0.elapsed());
+    no_reply_to_automatic_mail(&s);
+    eprintln!("rfc 3834: {:?}", t0.elapsed());
+    survives_imap_restart_and_stops_on_sigterm(&s);
+    eprintln!("imap restart: {:?}", t0.elapsed());
+}
+
+fn reset_mailboxes(s: &Servers) {
+    // Each scenario starts with empty mailboxes: remove the maildirs' messages.
+    for user in ["help@sevmiac.ru", "t.ivanova@sev.gov.ru", "p.petrov@sev.gov.ru", "robot@sev.gov.ru"] {
+        let (local, domain) = user.split_once('@').unwrap();
+        let base = s.dir.path().join("mail").join(domain).join(local).join("Maildir");
+        for entry in walk(&base) {
+            if entry.parent().is_some_and(|p| p.ends_with("new") || p.ends_with("cur")) {
+                let _ = std::fs::remove_file(entry);
+            }
+        }
+    }
+}
+
+fn walk(p: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+fn full_path_every_folder_no_duplicates(s: &Servers) {
+    reset_mailboxes(s);
+    let work = tempfile::tempdir().unwrap();
+    let cfg = s.config(work.path(), "");
+    let from = "Иванова Т.А. <t.ivanova@sev.gov.ru>";
+    s.send("t.ivanova@sev.gov.ru", "help@sevmiac.ru", &mail(from, "Не открывается расписание", FULL_FORM, ""));
+    s.send("p.petrov@sev.gov.ru", "help@sevmiac.ru", &mail("p.petrov@sev.gov.ru", "Ошибка в отчёте", PARTIAL_FORM, ""));
+    // reject: a lone .docx with "см. вложение"
+    let docx = format!(
+        "From: p.petrov@sev.gov.ru\r\nTo: help@sevmiac.ru\r\nSubject: Заявка\r\nMessage-ID: <{}@x>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nсм. вложение\r\n--b\r\nContent-Type: application/vnd.openxmlformats-officedocument.wordprocessingml.document; name=z.docx\r\nContent-Disposition: attachment; filename=z.docx\r\nContent-Transfer-Encoding: base64\r\n\r\nUEsDBBQAAAAIAAAAIQAAAAAAAAAAAAAAAAAAAAAA\r\n--b--\r\n",
+        unique()
+    );
+    s.send("p.petrov@sev.gov.ru", "help@sevmiac.ru", docx.as_bytes());
+    s.send("user@example.com", "help@sevmiac.ru", &mail("user@example.com", "Помогите", FULL_FORM, ""));
+    s.send("robot@sev.gov.ru", "help@sevmiac.ru", &mail("robot@sev.gov.ru", "Out of office", "Я в отпуске", "Auto-Submitted: auto-replied\r\n"));
+    wait_inbox(s, 5);
+    run_once(s, &cfg);
+
+    let tickets = tickets_json(s, &cfg);
+    assert_eq!(tickets.len(), 2, "{tickets:?}");
+    let accepted = tickets.iter().find(|t| t["sender"] == "t.ivanova@sev.gov.ru").unwrap();
+    assert_eq!(accepted["status"], "new");
+    assert_eq!(accepted["fields"]["applicant"]["phone"], "+78692551234");
+    let incomplete = tickets.iter().find(|t| t["sender"] == "p.petrov@sev.gov.ru").unwrap();
+    assert_eq!(incomplete["status"], "feedback");
+
+    // Every decision's folder; the inbox is empty.
+    assert_eq!(inbox_from_senders(s), 0, "inbox not emptied");
+    assert_eq!(maildir(s, "help@sevmiac.ru", "Processed").len(), 2);
+    assert_eq!(maildir(s, "help@sevmiac.ru", "Rejected").len(), 1);
+    assert_eq!(maildir(s, "help@sevmiac.ru", "Filtered").len(), 1);
+    assert_eq!(maildir(s, "help@sevmiac.ru", "Ignored").len(), 1);
+
+    // The reply with the TicketID reached the sender, with RFC 3834 headers and threading.
+    let id = accepted["id"].as_i64().unwrap();
+    let replies = wait_for(20, || {
+        let r = replies_to(s, "t.ivanova@sev.gov.ru");
+        (!r.is_empty()).then_some(r)
+    })
+    .expect("reply delivered");
+    assert_eq!(replies.len(), 1);
+    let r = &replies[0];
+    assert!(subject(r).starts_with(&format!("[Заявка #{id}]")), "{}", subject(r));
+    assert_eq!(header(r, "Auto-Submitted").as_deref(), Some("auto-replied"));
+    assert_eq!(header(r, "Return-Path").as_deref(), Some("<>"));
+    assert!(header(r, "In-Reply-To").unwrap().contains("@test.sev.gov.ru"));
+    assert!(body_text(r).contains(&format!("{id}")));
+
+    // incomplete → reply listing what is missing; reject → reply, no ticket.
+    let petrov = wait_for(20, || {
+        let r = replies_to(s, "p.petrov@sev.gov.ru");
+        (r.len() >= 2).then_some(r)
+    })
+    .expect("two replies to p.petrov");
+    assert_eq!(petrov.len(), 2);
+    let inc_id = incomplete["id"].as_i64().unwrap();
+    let inc = petrov
+        .iter()
+        .find(|r| subject(r).contains(&format!("[Заявка #{inc_id}]")))
+        .expect("incomplete reply");
+    assert!(body_text(inc).to_lowercase().contains("телефон"), "{}", body_text(inc));
+    // filter and ignore: no reply ever.
+    assert!(replies_to(s, "user@example.com").is_empty());
+    assert!(replies_to(s, "robot@sev.gov.ru").is_empty());
+
+    // No duplicates on a second run.
+    run_once(s, &cfg);
+    assert_eq!(tickets_json(s, &cfg).len(), 2);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(replies_to(s, "t.ivanova@sev.gov.ru").len(), 1);
+    assert_eq!(replies_to(s, "p.petrov@sev.gov.ru").len(), 2);
+
+    // ticket show and attachment work on the stored data.
+    let out = mailintake(s, &["ticket", "show", &id.to_string(), "--config", cfg.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Новая") && text.contains("Переписка"), "{text}");
+}
+
+fn followup_completes_feedback_ticket(s: &Servers) {
+    reset_mailboxes(s);
+    let work = tempfile::tempdir().unwrap();
+    let cfg = s.config(work.path(), "");
+    s.send("p.petrov@sev.gov.ru", "help@sevmiac.ru", &mail("p.petrov@sev.gov.ru", "Ошибка в отчёте", PARTIAL_FORM, ""));
+    wait_inbox(s, 1);
+    run_once(s, &cfg);
+    let t = tickets_json(s, &cfg);
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0]["status"], "feedback");
+    let id = t[0]["id"].as_i64().unwrap();
+    let first = wait_for(20, || replies_to(s, "p.petrov@sev.gov.ru").into_iter().next()).expect("reply");
+    let reply_id = header(&first, "Message-ID").unwrap();
+
+    // The sender answers keeping the tag and adds the phone.
+    let body = "Контактный телефон: 8 (8692) 55-12-34\r\n\r\n> старое письмо\r\n";
+    let extra = format!("In-Reply-To: {reply_id}\r\nReferences: {reply_id}\r\n");
+    s.send(
+        "p.petrov@sev.gov.ru",
+        "help@sevmiac.ru",
+        &mail("p.petrov@sev.gov.ru", &format!("Re: [Заявка #{id}] Ошибка в отчёте"), body, &extra),
+    );
+    wait_inbox(s, 1);
+    run_once(s, &cfg);
+    let t = tickets_json(s, &cfg);
+    assert_eq!(t.len(), 1, "a follow-up must not create a ticket");
+    assert_eq!(t[0]["status"], "new", "completed form moves feedback → new");
+    assert_eq!(t[0]["fields"]["applicant"]["phone"], "+78692551234");
+    let replies = wait_for(20, || {
+        let r = replies_to(s, "p.petrov@sev.gov.ru");
+        (r.len() >= 2).then_some(r)
+    })
+    .expect("confirmation after completion");
+    assert!(replies.iter().all(|r| subject(r).contains(&format!("[Заявка #{id}]"))));
+
+    // A tag naming no ticket of ours is a new mail.
+    s.send(
+        "p.petrov@sev.gov.ru",
+        "help@sevmiac.ru",
+        &mail("p.petrov@sev.gov.ru", "Re: [Заявка #9999] Другая проблема", FULL_FORM, ""),
+    );
+    wait_inbox(s, 1);
+    run_once(s, &cfg);
+    assert_eq!(tickets_json(s, &cfg).len(), 2);
+    let out = mailintake(s, &["ticket", "show", &id.to_string(), "--json", "--config", cfg.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dirs: Vec<&str> = v["correspondence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["direction"].as_str().unwrap())
+        .collect();
+    assert_eq!(dirs, ["in", "out", "in", "out"], "{v}");
+}
+
+fn no_reply_to_automatic_mail(s: &Servers) {
+    reset_mailboxes(s);
+    let work = tempfile::tempdir().unwrap();
+    let cfg = s.config(work.path(), "");
+    let triggers = [
+        "Auto-Submitted: auto-generated\r\n",
+        "Precedence: bulk\r\n",
+        "Precedence: list\r\n",
+        "List-Id: <news.sev.gov.ru>\r\n",
+        "X-Loop: help@sevmiac.ru\r\n",
+        "X-Autoreply: yes\r\n",
+        "X-Auto-Response-Suppress: OOF\r\n",
+        "Return-Path: <>\r\n",
+    ];
+    for h in triggers {
+        s.send("t.ivanova@sev.gov.ru", "help@sevmiac.ru", &mail("t.ivanova@sev.gov.ru", "Автоответ", FULL_FORM, h));
+    }
+    s.send("t.ivanova@sev.gov.ru", "help@sevmiac.ru", &mail("MAILER-DAEMON@sev.gov.ru", "Undelivered", "bounce", ""));
+    s.send("t.ivanova@sev.gov.ru", "help@sevmiac.ru", &mail("noreply@sev.gov.ru", "Рассылка", "news", ""));
+    wait_inbox(s, 10);
+    run_once(s, &cfg);
+    assert_eq!(maildir(s, "help@sevmiac.ru", "Ignored").len(), 10);
+    assert!(tickets_json(s, &cfg).is_empty());
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(replies_to(s, "t.ivanova@sev.gov.ru").is_empty(), "an automatic mail was answered");
+}
+
+fn survives_imap_restart_and_stops_on_sigterm(s: &Servers) {
+    reset_mailboxes(s);
+    let work = tempfile::tempdir().unwrap();
+    let cfg = s.config(work.path(), "");
+    let log = work.path().join("daemon.log");
+    let mut child = spawn_daemon(s, &cfg, &log);
+    for i in 0..3 {
+        s.send("t.ivanova@sev.gov.ru", "help@sevmiac.ru", &mail("t.ivanova@sev.gov.ru", &format!("До перезапуска {i}"), FULL_FORM, ""));
+    }
+    wait_for(30, || (tickets_json(s, &cfg).len() == 3).then_some(())).expect("3 tickets before restart");
+    s.script(&["restart-imap"]);
+    for i in 0..3 {
+        s.send("t.ivanova@sev.gov.ru", "help@sevmiac.ru", &mail("t.ivanova@sev.gov.ru", &format!("После перезапуска {i}"), FULL_FORM, ""));
+    }
+    let ok = wait_for(60, || (tickets_json(s, &cfg).len() == 6).then_some(()));
+    let logtext = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(ok.is_some(), "mail after the IMAP restart was not processed; log:\n{logtext}");
+    wait_for(30, || (replies_to(s, "t.ivanova@sev.gov.ru").len() == 6).then_some(()))
+        .expect("six replies");
+    // SIGTERM: stops within 5 s.
+    let t = Instant::now();
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = wait_for(10, || child.try_wait().ok().flatten()).expect("daemon exits on SIGTERM");
+    assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
+    assert!(status.success(), "exit status {status:?}");
+    assert_eq!(inbox_from_senders(s), 0);
+}

@@ -4,7 +4,9 @@
 #
 #   mailservers.sh start DIR            set up under DIR, start both, print env lines
 #   mailservers.sh stop DIR             stop both (idempotent)
+#   mailservers.sh destroy DIR          stop, release the ports, rm -rf DIR
 #   mailservers.sh stop-imap|start-imap|restart-imap DIR
+#   mailservers.sh kill-imap DIR        SIGKILL all Dovecot processes (crash)
 #   mailservers.sh stop-smtp|start-smtp|restart-smtp DIR
 #   mailservers.sh adduser DIR ADDRESS  add a mailbox (password = MS_PASSWORD)
 #   mailservers.sh smtp-fault DIR 4xx|5xx|off
@@ -24,7 +26,7 @@ PROBE_RCPT=help@sevmiac.ru
 die() { echo "$PROG: error: $*" >&2; exit 1; }
 warn() { echo "$PROG: warning: $*" >&2; }
 usage() {
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2
     exit 2
 }
 
@@ -33,13 +35,15 @@ usage() {
 # now in milliseconds
 now_ms() { local t; t=$(date +%s%N); echo $((t / 1000000)); }
 
+tcp_tables() { local f; for f in /proc/net/tcp /proc/net/tcp6; do [[ -r $f ]] && echo "$f"; done; }
+
 # Is anything bound to TCP port $1 (any state, any address)?  Reads /proc, no
 # connection is made, so it is cheap and has no side effects.
 port_busy() {
     local hex
     hex=$(printf ':%04X' "$1")
     awk -v h="$hex" 'FNR > 1 && substr($2, length($2) - 4) == h { f = 1; exit } END { exit !f }' \
-        /proc/net/tcp /proc/net/tcp6 2>/dev/null
+        $(tcp_tables) 2>/dev/null
 }
 
 # Is something LISTENing on port $1 (state 0A)?
@@ -47,25 +51,85 @@ port_listening() {
     local hex
     hex=$(printf ':%04X' "$1")
     awk -v h="$hex" 'FNR > 1 && $4 == "0A" && substr($2, length($2) - 4) == h { f = 1; exit } END { exit !f }' \
-        /proc/net/tcp /proc/net/tcp6 2>/dev/null
+        $(tcp_tables) 2>/dev/null
 }
 
-# Pick a random free port outside the kernel's ephemeral range (so that
-# outgoing connections of other processes cannot sit on it) and not in the
-# list "$*" (ports already chosen in this run).
+# Port claims.  Every set-up records the ports it uses as symlinks
+# $MS_PORT_REGISTRY/PORT -> DIR (default /tmp/.mailservers-ports).  A claim
+# whose DIR no longer exists is stale and can be taken over.  This matters
+# because Postfix listens with SO_REUSEPORT: a second Postfix on the same
+# port does NOT fail, both silently share the connections.  So two set-ups
+# must never pick the same SMTP port, and a stopped set-up keeps its ports.
+REG=${MS_PORT_REGISTRY:-/tmp/.mailservers-ports}
+
+claim_port() { # PORT: 0 = claimed for $D (now or before), 1 = owned by another live set-up
+    mkdir -p "$REG"
+    (
+        flock -w 10 8 || exit 1
+        t=$(readlink "$REG/$1" 2>/dev/null || true)
+        if [[ -n $t && $t != "$D" && -d $t ]]; then exit 1; fi
+        ln -sfn "$D" "$REG/$1"
+    ) 8>>"$REG/.lock"
+}
+
+release_port() { # PORT: drop the claim if it is ours
+    [[ -n ${1:-} && -d $REG ]] || return 0
+    (
+        flock -w 10 8 || exit 0
+        [[ $(readlink "$REG/$1" 2>/dev/null || true) == "$D" ]] && rm -f "$REG/$1"
+        exit 0
+    ) 8>>"$REG/.lock"
+}
+
+release_all_ports() { # every claim that points to $D
+    [[ -d $REG ]] || return 0
+    (
+        flock -w 10 8 || exit 0
+        for f in "$REG"/[0-9]*; do
+            [[ -L $f && $(readlink "$f") == "$D" ]] && rm -f "$f"
+        done
+        exit 0
+    ) 8>>"$REG/.lock"
+}
+
+port_owner() { readlink "$REG/$1" 2>/dev/null || echo "another program"; }
+
+# Pick and claim a random free port outside the kernel's ephemeral range (so
+# that outgoing connections of other processes cannot sit on it) and not in
+# the list "$*" (ports already chosen in this run).
 pick_port() {
     local lo hi rlo rhi p n
     read -r lo hi </proc/sys/net/ipv4/ip_local_port_range || { lo=32768; hi=60999; }
     if ((lo > 12000)); then rlo=10000; rhi=$((lo - 1)); else rlo=$((hi + 1)); rhi=65000; fi
     ((rhi - rlo > 100)) || { rlo=20000; rhi=29999; }
-    for ((n = 0; n < 200; n++)); do
+    for ((n = 0; n < 500; n++)); do
         p=$((rlo + (${SRANDOM:-$((RANDOM * 32768 + RANDOM))} % (rhi - rlo + 1))))
         [[ " $* " == *" $p "* ]] && continue
         port_busy "$p" && continue
+        claim_port "$p" || continue
         echo "$p"
         return 0
     done
     die "could not find a free TCP port in $rlo-$rhi"
+}
+
+# use_port NAME PINNED EXCLUDES...: make port variable NAME usable.
+#  PINNED=1 (came from the environment): claim it and check nothing listens
+#  on it, else fail.  Otherwise keep the current value (previous run of this
+#  DIR) if it is still free and claimable, else pick a new one.
+use_port() {
+    local name=$1 pinned=$2 cur
+    shift 2
+    cur=${!name}
+    if [[ -n $cur ]]; then
+        if [[ $pinned == 1 ]]; then
+            claim_port "$cur" || die "$name=$cur is used by the mailservers set-up $(port_owner "$cur")"
+            ! port_listening "$cur" || die "$name=$cur: something already listens on 127.0.0.1:$cur"
+            return 0
+        fi
+        if claim_port "$cur" && ! port_listening "$cur"; then return 0; fi
+    fi
+    printf -v "$name" '%s' "$(pick_port "$@")"
 }
 
 # wait_banner PORT REGEX: wait (bounded) until a connection to 127.0.0.1:PORT
@@ -128,19 +192,55 @@ wait_rcpt() {
     return 1
 }
 
+# Postfix refuses to trust a configuration file modified within the last
+# second or two: it re-reads it every 300 ms until its mtime is in the past
+# (dict_load_file), which makes every postconf/postfix/daemon start after an
+# edit take ~2 s.  Back-date generated files.
+backdate() { touch -d "@$(($(date +%s) - 10))" "$@"; }
+
 # proc_matches PID STRING: PID is alive and its command line contains STRING
 proc_matches() {
     local pid=$1 s=$2 cmd
     [[ $pid =~ ^[0-9]+$ ]] || return 1
-    [[ -r /proc/$pid/cmdline ]] || return 1
+    alive "$pid" || return 1
     cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
     [[ $cmd == *"$s"* ]]
+}
+
+# alive PID: the process exists and is not a zombie (a daemon's parent may be
+# an init that is slow to reap: a dead Dovecot master stayed <defunct> ~2 s).
+alive() {
+    local l
+    read -r l 2>/dev/null <"/proc/$1/stat" || return 1
+    l=${l##*) }
+    [[ ${l:0:1} != [ZX] ]]
+}
+
+# group_alive PGID: some live (non-zombie) process is in process group PGID.
+group_alive() {
+    local f l a
+    for f in /proc/[0-9]*/stat; do
+        read -r l 2>/dev/null <"$f" || continue
+        l=${l##*) }                 # "S ppid pgrp ..."
+        a=($l)
+        [[ ${a[2]} == "$1" && ${a[0]} != [ZX] ]] && return 0
+    done
+    return 1
+}
+
+wait_group_gone() { # PGID TIMEOUT_MS
+    local deadline
+    deadline=$(($(now_ms) + $2))
+    while group_alive "$1"; do
+        (($(now_ms) < deadline)) || return 1
+        sleep 0.02
+    done
 }
 
 wait_pid_gone() { # PID TIMEOUT_MS
     local pid=$1 deadline
     deadline=$(($(now_ms) + $2))
-    while kill -0 "$pid" 2>/dev/null; do
+    while alive "$pid"; do
         (($(now_ms) < deadline)) || return 1
         sleep 0.02
     done
@@ -344,39 +444,43 @@ dovecot_pid() {
 
 dovecot_running() { dovecot_pid >/dev/null; }
 
-stop_dovecot() {
-    local pid
-    if pid=$(dovecot_pid); then
-        kill -TERM "$pid" 2>/dev/null || true
-        if ! wait_pid_gone "$pid" 5000; then
-            warn "Dovecot (pid $pid) did not stop on SIGTERM; killing"
-            kill -KILL "$pid" 2>/dev/null || true
-            wait_pid_gone "$pid" 2000 || true
-        fi
-    fi
-    # Children (imap-login, lmtp, ...) exit when the master is gone; wait until
-    # nothing listens any more so that a restart can bind the same ports.
-    if [[ -n ${IMAP_PORT:-} ]]; then
-        local p
-        for p in "$IMAP_PORT" "$LMTP_PORT"; do
-            wait_port_free "$p" 3000 || {
-                # Leftover child processes of this set-up: find them by their base_dir.
-                kill_leftovers_dovecot
-                wait_port_free "$p" 2000 || warn "port $p still in use after stopping Dovecot"
-            }
-        done
-    fi
-    rm -f "$RUN/master.pid"
+wait_dovecot_user() {
+    local deadline
+    deadline=$(($(now_ms) + WAIT_SECS * 1000))
+    until doveadm -c "$DC/dovecot.conf" user "$1" >/dev/null 2>&1 &&
+        doveadm -c "$DC/dovecot.conf" auth test "$1" "$MS_PASSWORD" >/dev/null 2>&1; do
+        (($(now_ms) < deadline)) || return 1
+        sleep 0.1
+    done
 }
 
-kill_leftovers_dovecot() {
+# Dovecot's master is a session leader: all its processes (imap, lmtp,
+# imap-login, auth, log, ...) share its process group, which is remembered in
+# DIR/run/pgid so that even a crashed master's children can be found.
+#
+# SIGTERM goes to the whole group, not only to the master: on a TERM of the
+# master alone, Dovecot 2.3 lets logged-in imap processes live on until their
+# client leaves (an IDLEing client kept working against the "stopped" server),
+# and the master lingers ~1 s.  TERM to the group makes every imap process
+# send "* BYE Server shutting down." and exit at once.
+stop_dovecot() { # [SIGNAL]
+    local sig=${1:-TERM} pid pg=''
+    pg=$(cat "$RUN/pgid" 2>/dev/null || true)
+    if pid=$(dovecot_pid); then pg=$pid; fi
+    if [[ $pg =~ ^[0-9]+$ ]] && group_alive "$pg"; then
+        kill "-$sig" -- "-$pg" 2>/dev/null || true
+        if ! wait_group_gone "$pg" 5000; then
+            warn "Dovecot (process group $pg) did not stop on SIG$sig; killing"
+            kill -KILL -- "-$pg" 2>/dev/null || true
+            wait_group_gone "$pg" 2000 || warn "Dovecot processes of group $pg are still alive"
+        fi
+    fi
+    # Wait until nothing listens any more so that a restart can bind the same ports.
     local p
-    for p in /proc/[0-9]*; do
-        p=${p#/proc/}
-        [[ $(readlink "/proc/$p/exe" 2>/dev/null) == /usr/lib/dovecot/* ]] || continue
-        tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "DOVECOT_CONFIG=$DC/dovecot.conf" || continue
-        kill -KILL "$p" 2>/dev/null || true
+    for p in ${IMAP_PORT:-} ${LMTP_PORT:-}; do
+        wait_port_free "$p" 3000 || warn "port $p still in use after stopping Dovecot"
     done
+    rm -f "$RUN/master.pid" "$RUN/pgid"
 }
 
 # start_dovecot_once: 0 = running, 1 = failed, 2 = a port was taken (retryable)
@@ -388,6 +492,7 @@ start_dovecot_once() {
     dovecot -c "$DC/dovecot.conf" </dev/null >"$D/.start.out" 2>&1 9>&- || rc=$?
     out=$(cat "$D/.start.out")
     [[ -z $out ]] || echo "$out" >>"$LOG"
+    if ((rc == 0)); then dovecot_pid >"$RUN/pgid" 2>/dev/null || true; fi
     if ((rc != 0)); then
         if [[ $out == *"Address already in use"* ]]; then return 2; fi
         echo "$out" >&2
@@ -403,6 +508,8 @@ start_dovecot_once() {
 
 start_dovecot() { # ports are fixed (restart)
     if dovecot_running; then return 0; fi
+    claim_port "$IMAP_PORT" || die "IMAP_PORT=$IMAP_PORT now belongs to the set-up $(port_owner "$IMAP_PORT")"
+    claim_port "$LMTP_PORT" || die "LMTP_PORT=$LMTP_PORT now belongs to the set-up $(port_owner "$LMTP_PORT")"
     write_dovecot_conf
     local rc=0
     start_dovecot_once || rc=$?
@@ -431,7 +538,7 @@ write_postfix_conf() {
     local fault_restr=""
     [[ -f $PC/fault ]] && fault_restr=$(fault_restriction "$(cat "$PC/fault")")
     # main.cf must exist before "postconf -c" can be used (pf_map_type).
-    [[ -f $PC/main.cf ]] || : >"$PC/main.cf"
+    [[ -f $PC/main.cf ]] || { : >"$PC/main.cf"; backdate "$PC/main.cf"; }
     local mt
     mt=$(pf_map_type)
     cat >"$PC/main.cf.tmp" <<EOF
@@ -497,8 +604,9 @@ biff = no
 append_dot_mydomain = no
 smtpd_banner = \$myhostname ESMTP Postfix (mailintake test)
 EOF
+    backdate "$PC/main.cf.tmp"
     mv -f "$PC/main.cf.tmp" "$PC/main.cf"
-    cat >"$PC/master.cf" <<EOF
+    cat >"$PC/master.cf.tmp" <<EOF
 # Generated by $PROG.  chroot = n everywhere.
 # service type  private unpriv  chroot  wakeup  maxproc command
 127.0.0.1:$SMTP_PORT inet n - n - - smtpd
@@ -524,6 +632,8 @@ anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
+    backdate "$PC/master.cf.tmp"
+    mv -f "$PC/master.cf.tmp" "$PC/master.cf"
     postmap_vmailbox
 }
 
@@ -531,6 +641,7 @@ postmap_vmailbox() {
     local mt
     mt=$(postconf -c "$PC" -h virtual_mailbox_maps)
     mt=${mt%%:*}
+    backdate "$PC/vmailbox"
     if [[ $mt != texthash ]]; then
         postmap -c "$PC" "$mt:$PC/vmailbox" >>"$LOG" 2>&1 || die "postmap $mt:$PC/vmailbox failed (see $LOG)"
     fi
@@ -588,6 +699,10 @@ start_postfix_once() {
 
 start_postfix() { # ports are fixed (restart)
     if postfix_running; then return 0; fi
+    claim_port "$SMTP_PORT" || die "SMTP_PORT=$SMTP_PORT now belongs to the set-up $(port_owner "$SMTP_PORT")"
+    # Postfix uses SO_REUSEPORT: it would share the port with another listener
+    # instead of failing.
+    ! port_listening "$SMTP_PORT" || die "something else listens on 127.0.0.1:$SMTP_PORT; cannot restart Postfix on it"
     write_postfix_conf
     local rc=0
     start_postfix_once || rc=$?
@@ -627,7 +742,7 @@ fault_restriction() {
 preflight() {
     ((EUID == 0)) || die "must run as root (Postfix and Dovecot drop privileges to postfix/mail/dovenull)"
     local c
-    for c in dovecot postfix postconf postmap postqueue flock awk; do
+    for c in dovecot doveadm postfix postconf postmap postqueue flock awk; do
         command -v "$c" >/dev/null || die "'$c' not found (apt-get install dovecot-core dovecot-imapd dovecot-lmtpd postfix)"
     done
     [[ -x /usr/lib/dovecot/imap ]] || die "dovecot-imapd is not installed"
@@ -668,6 +783,8 @@ cmd_start() {
     if dovecot_running || postfix_running; then
         die "$D: servers are already running (use '$PROG stop $D' first)"
     fi
+    # A failed first start gives its port claims back.
+    [[ -f $ENVF ]] || trap '[[ $? == 0 || -f $ENVF ]] || release_all_ports' EXIT
 
     local fixed_imap=${IMAP_PORT:-} fixed_smtp=${SMTP_PORT:-} fixed_lmtp=${LMTP_PORT:-} env_pw=${MS_PASSWORD:-}
     IMAP_PORT='' SMTP_PORT='' LMTP_PORT='' MS_PASSWORD=''
@@ -696,40 +813,49 @@ cmd_start() {
     : >>"$D/dovecot.log"
     : >>"$D/postfix.log"
 
-    # Dovecot first (Postfix needs the LMTP port).  A port that another
-    # set-up grabbed between our check and the bind -> pick new ports.
-    local attempt rc
+    # Dovecot first (Postfix needs the LMTP port).  If a port was taken by
+    # another program between our check and the bind, pick a new one.
+    local attempt rc fp pin_imap=0 pin_lmtp=0 pin_smtp=0
+    [[ -n $fixed_imap ]] && pin_imap=1
+    [[ -n $fixed_lmtp ]] && pin_lmtp=1
+    [[ -n $fixed_smtp ]] && pin_smtp=1
     for attempt in 1 2 3 4 5 6; do
-        [[ -n $IMAP_PORT ]] || IMAP_PORT=$(pick_port "${SMTP_PORT:-}" "${LMTP_PORT:-}")
-        [[ -n $LMTP_PORT ]] || LMTP_PORT=$(pick_port "$IMAP_PORT" "${SMTP_PORT:-}")
+        use_port IMAP_PORT $pin_imap "${SMTP_PORT:-}" "${LMTP_PORT:-}"
+        use_port LMTP_PORT $pin_lmtp "$IMAP_PORT" "${SMTP_PORT:-}"
         write_dovecot_conf
         rc=0
         start_dovecot_once || rc=$?
         ((rc == 0)) && break
         ((rc == 2)) || die "Dovecot did not start (see $D/dovecot.log and $LOG)"
-        stop_dovecot
-        if [[ -n $fixed_imap && -n $fixed_lmtp ]] || ((attempt == 6)); then
-            die "Dovecot cannot bind 127.0.0.1:$IMAP_PORT / :$LMTP_PORT: Address already in use"
+        IMAP_PORT='' LMTP_PORT='' stop_dovecot
+        fp=$(sed -n 's/.*listen(127\.0\.0\.1, \([0-9]*\)) failed.*/\1/p' "$D/.start.out" | head -n1)
+        ((attempt < 6)) || die "Dovecot cannot bind 127.0.0.1:$IMAP_PORT / :$LMTP_PORT: Address already in use"
+        if [[ $fp == "$IMAP_PORT" ]]; then
+            ((pin_imap == 0)) || die "IMAP_PORT=$IMAP_PORT: Address already in use"
+            release_port "$IMAP_PORT"; IMAP_PORT=''
+        elif [[ $fp == "$LMTP_PORT" ]]; then
+            ((pin_lmtp == 0)) || die "LMTP_PORT=$LMTP_PORT: Address already in use"
+            release_port "$LMTP_PORT"; LMTP_PORT=''
+        else
+            die "Dovecot cannot bind: $(cat "$D/.start.out")"
         fi
-        [[ -n $fixed_imap ]] || IMAP_PORT=''
-        [[ -n $fixed_lmtp ]] || LMTP_PORT=''
     done
     for attempt in 1 2 3 4 5 6; do
-        [[ -n $SMTP_PORT ]] || SMTP_PORT=$(pick_port "$IMAP_PORT" "$LMTP_PORT")
+        use_port SMTP_PORT $pin_smtp "$IMAP_PORT" "$LMTP_PORT"
         write_postfix_conf
         rc=0
         start_postfix_once || rc=$?
         ((rc == 0)) && break
-        stop_postfix
+        SMTP_PORT='' stop_postfix
         if ((rc != 2)); then
             stop_dovecot
             die "Postfix did not start (see $D/postfix.log and $LOG)"
         fi
-        if [[ -n $fixed_smtp ]] || ((attempt == 6)); then
+        if ((pin_smtp == 1 || attempt == 6)); then
             stop_dovecot
             die "Postfix cannot bind 127.0.0.1:$SMTP_PORT: Address already in use"
         fi
-        SMTP_PORT=''
+        release_port "$SMTP_PORT"; SMTP_PORT=''
     done
     write_env
     cat "$ENVF"
@@ -755,9 +881,17 @@ cmd_stop() {
     return 0
 }
 
+cmd_destroy() {
+    cmd_stop "$@"
+    [[ -d $D ]] || return 0
+    release_all_ports
+    rm -rf "$D"
+}
+
 cmd_stop_imap() { open_setup "$@"; stop_dovecot; }
 cmd_start_imap() { open_setup "$@"; start_dovecot; flush_postfix_queue; }
 cmd_restart_imap() { open_setup "$@"; stop_dovecot; start_dovecot; flush_postfix_queue; }
+cmd_kill_imap() { open_setup "$@"; stop_dovecot KILL; }
 cmd_stop_smtp() { open_setup "$@"; stop_postfix; }
 cmd_start_smtp() { open_setup "$@"; start_postfix; }
 cmd_restart_smtp() { open_setup "$@"; stop_postfix; start_postfix; }
@@ -773,9 +907,16 @@ cmd_adduser() {
         postmap_vmailbox
         if [[ $domains_before != "$(cat "$PC/vdomains")" ]]; then
             postconf -c "$PC" -e "virtual_mailbox_domains = $(cat "$PC/vdomains")"
+            backdate "$PC/main.cf"
         fi
-        # Dovecot re-reads the passwd-file by itself; Postfix daemons must be
-        # restarted to see the new map / domain.
+        # Dovecot re-reads the passwd-file by itself, but checks its mtime at
+        # most once a second: a delivery right after adduser could get "550
+        # unknown user" from LMTP (and bounce).  Wait until the auth process
+        # knows the user (userdb for LMTP, passdb for IMAP LOGIN).
+        if dovecot_running; then
+            wait_dovecot_user "$addr" || die "Dovecot does not know $addr after ${WAIT_SECS}s"
+        fi
+        # Postfix daemons must be restarted to see the new map / domain.
         reload_postfix_and_wait '^250$' "$addr"
     fi
     echo "$addr"
@@ -793,6 +934,7 @@ cmd_smtp_fault() {
     esac
     if [[ $mode == off ]]; then rm -f "$PC/fault"; else echo "$mode" >"$PC/fault"; fi
     postconf -c "$PC" -e "smtpd_recipient_restrictions = $restr"
+    backdate "$PC/main.cf"
     if postfix_running; then
         reload_postfix_and_wait "$re"
     fi
@@ -823,9 +965,11 @@ main() {
     case $cmd in
         start) cmd_start "$@" ;;
         stop) cmd_stop "$@" ;;
+        destroy) cmd_destroy "$@" ;;
         stop-imap) cmd_stop_imap "$@" ;;
         start-imap) cmd_start_imap "$@" ;;
         restart-imap) cmd_restart_imap "$@" ;;
+        kill-imap) cmd_kill_imap "$@" ;;
         stop-smtp) cmd_stop_smtp "$@" ;;
         start-smtp) cmd_start_smtp "$@" ;;
         restart-smtp) cmd_restart_smtp "$@" ;;

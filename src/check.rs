@@ -42,10 +42,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for p in entries {
         if p.is_dir() {
             walk(&p, out)?;
-        } else if p
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("eml"))
-        {
+        } else if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("eml")) {
             out.push(p);
         }
     }
@@ -79,7 +76,10 @@ pub fn pretty(file: &str, v: &Verdict) -> String {
             a.name, a.kind, a.bytes, a.content_type
         ));
         for e in &a.entries {
-            s.push_str(&format!("\n      {} ({:?}, {} байт)", e.name, e.kind, e.bytes));
+            s.push_str(&format!(
+                "\n      {} ({:?}, {} байт)",
+                e.name, e.kind, e.bytes
+            ));
         }
     }
     s.push('\n');

@@ -120,7 +120,7 @@ fn filter_or_ignore(facts: &MailFacts<'_>, rules: &RuleSet, v: &mut Verdict) -> 
     let automatic = automatic_reasons(facts, &rules.automatic);
     if !automatic.is_empty() {
         v.decision = Decision::Ignore;
-        v.reasons = automatic;
+        v.reasons = merge_by_code(automatic);
         return Some(v.clone());
     }
     None
@@ -137,7 +137,15 @@ fn judge(facts: &MailFacts<'_>, rules: &RuleSet, followups: bool) -> Verdict {
     let mut inspections: Vec<Inspection> = Vec::with_capacity(facts.parts.len());
     let mut total: u64 = 0;
     for p in &facts.parts {
-        let insp = attach::inspect(&p.name, &p.content_type, &p.data, a_rules);
+        let mut insp = attach::inspect(&p.name, &p.content_type, &p.data, a_rules);
+        // What a corrupt archive seems to list is noise: only "unreadable" is said about it.
+        if insp
+            .findings
+            .iter()
+            .any(|f| f.code == Code::ArchiveUnreadable)
+        {
+            insp.findings.retain(|f| f.code != Code::AttachmentType);
+        }
         total = total.saturating_add(p.data.len() as u64);
         v.attachments.push(AttachmentInfo {
             name: p.name.clone(),
@@ -202,10 +210,16 @@ fn judge(facts: &MailFacts<'_>, rules: &RuleSet, followups: bool) -> Verdict {
         .any(|name| parsed.fields.get(name).is_some());
     if followup_of.is_none()
         && !inspections.is_empty()
-        && inspections.iter().all(|i| i.kind == AttachmentKind::Supplement)
+        && inspections
+            .iter()
+            .all(|i| i.kind == AttachmentKind::Supplement)
         && !has_required_field
     {
-        let names: Vec<String> = v.attachments.iter().map(|a| format!("«{}»", a.name)).collect();
+        let names: Vec<String> = v
+            .attachments
+            .iter()
+            .map(|a| format!("«{}»", a.name))
+            .collect();
         reject.push(Reason::new(
             Code::SupplementOnly,
             format!(
@@ -217,7 +231,7 @@ fn judge(facts: &MailFacts<'_>, rules: &RuleSet, followups: bool) -> Verdict {
     }
     if !reject.is_empty() {
         v.decision = Decision::Reject;
-        v.reasons = reject;
+        v.reasons = merge_by_code(reject);
         return v;
     }
 
@@ -237,15 +251,23 @@ fn judge(facts: &MailFacts<'_>, rules: &RuleSet, followups: bool) -> Verdict {
             ),
         ));
     }
-    take_code(&mut findings, Code::AttachmentType, &mut attachment_problems);
-    take_code(&mut findings, Code::ArchiveUnreadable, &mut attachment_problems);
+    take_code(
+        &mut findings,
+        Code::AttachmentType,
+        &mut attachment_problems,
+    );
+    take_code(
+        &mut findings,
+        Code::ArchiveUnreadable,
+        &mut attachment_problems,
+    );
     // What remains are warnings (extension_mismatch and any other notes).
     v.warnings.extend(findings);
 
     // Group 4: follow-up.
     if followup_of.is_some() {
         v.decision = Decision::Followup;
-        v.warnings.extend(attachment_problems);
+        v.warnings.extend(merge_by_code(attachment_problems));
         return v;
     }
 
@@ -282,9 +304,25 @@ fn judge(facts: &MailFacts<'_>, rules: &RuleSet, followups: bool) -> Verdict {
         v.decision = Decision::Accept;
     } else {
         v.decision = Decision::Incomplete;
-        v.reasons = incomplete;
+        v.reasons = merge_by_code(incomplete);
     }
     v
+}
+
+/// One reason per code: details of the same code are joined, so operators count each problem
+/// once and the sender still reads every file or trigger it is about.
+fn merge_by_code(reasons: Vec<Reason>) -> Vec<Reason> {
+    let mut out: Vec<Reason> = Vec::with_capacity(reasons.len());
+    for r in reasons {
+        match out.iter_mut().find(|o| o.code == r.code) {
+            Some(o) => {
+                o.detail.push(' ');
+                o.detail.push_str(&r.detail);
+            }
+            None => out.push(r),
+        }
+    }
+    out
 }
 
 /// Move every finding with `code` from `from` into `to`.
@@ -319,7 +357,9 @@ fn automatic_reasons(facts: &MailFacts<'_>, rules: &AutomaticRules) -> Vec<Reaso
                 }
             }
             "precedence" if rules.precedence.contains(&first_token(value)) => {
-                add(format!("Рассылка или массовое письмо (Precedence: {value})."));
+                add(format!(
+                    "Рассылка или массовое письмо (Precedence: {value})."
+                ));
             }
             "x-auto-response-suppress" => {
                 let hit = value
@@ -327,9 +367,7 @@ fn automatic_reasons(facts: &MailFacts<'_>, rules: &AutomaticRules) -> Vec<Reaso
                     .map(|t| t.trim().to_ascii_lowercase())
                     .any(|t| rules.x_auto_response_suppress.contains(&t));
                 if hit {
-                    add(format!(
-                        "Автоответ (X-Auto-Response-Suppress: {value})."
-                    ));
+                    add(format!("Автоответ (X-Auto-Response-Suppress: {value})."));
                 }
             }
             "return-path" if rules.null_return_path => {
@@ -341,7 +379,11 @@ fn automatic_reasons(facts: &MailFacts<'_>, rules: &AutomaticRules) -> Vec<Reaso
             n if rules.headers_present.iter().any(|h| h == n) => {
                 add(format!("Автоматическое письмо (заголовок {name})."));
             }
-            n if rules.header_prefixes.iter().any(|p| n.starts_with(p.as_str())) => {
+            n if rules
+                .header_prefixes
+                .iter()
+                .any(|p| n.starts_with(p.as_str())) =>
+            {
                 add(format!("Письмо из списка рассылки (заголовок {name})."));
             }
             _ => {}

@@ -10,36 +10,65 @@
 //! and every pattern is a `regex` (finite automata, no backtracking blow-up).
 //!
 //! ## Output conventions (the engine and the fixtures depend on them)
+//! * [`parse_form`] calls [`strip_quoted`] itself: pass it the whole body.
 //! * The text is first cleaned: `\r\n`/`\r` → `\n`; NBSP and other Unicode spaces → ` `;
 //!   zero-width and bidi marks and the soft hyphen removed; other control characters removed
-//!   (tab kept); decomposed `й`/`ё` composed.
+//!   (tab kept); hyphen look-alikes (U+2010–2012, U+2212…) → `-`; decomposed `й`/`ё` composed.
+//!   `ё` is kept in values; it equals `е` only when labels and keywords are matched.
 //! * One-line values are trimmed, runs of spaces collapsed to one, and a trailing `,` `;` `:` is
 //!   removed, and a trailing `.` too unless it ends an initial (`Иванова Т.А.` keeps its dot).
 //! * Multi-line values (`steps`, `error_text`): the text after the label on its line plus the
-//!   following lines up to the next recognised label, a closing line («С уважением», see
-//!   `values.closing_lines`) or the end. Lines are joined with `"\n"`, each line's trailing
-//!   spaces removed, runs of blank lines collapsed to one blank line, and the whole value trimmed.
+//!   following lines up to the next recognised label, a closing or signature line («Спасибо»,
+//!   «С уважением», see `values.closing_lines`, `values.signature_lines`) or the end — and, when
+//!   the value begins on the label's own line, up to the first blank line (so "Видео во
+//!   вложении." below the form is not part of the error text; a label alone on its line keeps
+//!   blank lines inside its value). Lines are joined with `"\n"`, each line's trailing spaces
+//!   removed (leading spaces kept), runs of blank lines collapsed to one blank line, and the
+//!   whole value trimmed.
+//! * Soft line breaks of `format=flowed` text (a line of more than 40 characters ending in one
+//!   space) are undone in every value: the next line is joined with a space, unless it starts a
+//!   list item ("2.", "-", "•"). One-line values also continue on a line that looks wrapped
+//!   (see below). The message decoder should unflow `format=flowed` itself; this is the net.
 //! * A value that is empty, made only of punctuation, or listed in `values.empty_values`
 //!   (`нет`, `-`, `н/д`, the form's own hints…) is `None`.
-//! * Phones: `+7XXXXXXXXXX` when the number can be read (11 digits from 7/8, 10 digits, or a
-//!   6-digit local number with `default_city_code`); an extension (`доб. 123`) is dropped;
-//!   otherwise the text as written (trimmed); `None` only when there is no digit at all.
+//! * Phones: `+7XXXXXXXXXX` when the number can be read (11 digits from 7/8, 10 digits from 3–9,
+//!   or a local number that makes 10 digits with `default_city_code`: `55-12-34` →
+//!   `+78692551234`); an extension (`доб. 123`) or a note (`(моб.)`) is dropped; otherwise the
+//!   text as written (trimmed); `None` when there is no digit at all. The first number wins.
+//! * Logins: the first Latin token (`petrov_pp`, `p.petrov`, `SEV\petrov`, an address); else a
+//!   single word as written (a Cyrillic login); else the whole value as written.
+//! * Cards: the first token with a digit (letters, digits, `/`, `-`: `12/345`, `А-2026/15`);
+//!   `None` when the value has no digit.
+//! * Names (of the user and the patient) stop at the first digit ("Сидоров С.С., 1956 г.р." →
+//!   "Сидоров С.С."). The applicant's name is the first comma-separated chunk of the applicant
+//!   line (see [`parse_form`] for the split).
 //! * When a field is given twice, the first value wins (the new text is above the old one).
+//! * `labels_found` counts the labels of form fields (headings, sub-labels, steps, error), not
+//!   `Влияние`, `Приоритет` or ignored labels (`Скриншоты`, `Тема`…). 0 means "no form".
 //!
 //! ## How labels are read
-//! A label is recognised at the start of a line (after an optional bullet/number and `**bold**`
-//! markers, with an optional `(hint)`), followed by a separator (`:`, `—`, `–`, `-`, tab, `│`,
-//! `|`) or by the end of the line. A label alone on its line takes its value from the next
-//! line(s): a heading (`Данные о заявителе`, …) from the following non-blank lines up to a blank
-//! line (at most 8), any other one-line field from the first non-blank line, `steps` and
-//! `error_text` from everything up to the next label. A one-line value continues on the next line
-//! only when that line belongs to the same table cell, or when its own line was 55–80 characters
-//! long (a line wrapped by the mail client). Tables drawn by html2text (`│` columns, `─` borders,
-//! cells wrapped over several lines) are first put back together, one row per line.
+//! A label is recognised at the start of a line (after an optional bullet/number, a table `|`,
+//! and `**bold**` markers, with an optional `(hint)`), followed by a separator (`:`, `—`, `–`,
+//! `-` next to a space, tab, `│`, `|`) or by the end of the line; phone, login and card labels
+//! also by a space when a phone / login / card follows. A label alone on its line takes its
+//! value from the next line(s): a heading (`Данные о заявителе`, …) from the following
+//! non-blank lines up to a blank line (at most 8), any other one-line field from the first
+//! non-blank line (up to 3 blank lines below), `steps` and `error_text` from everything up to
+//! the next label. A one-line value continues on the next line only when that line belongs to
+//! the same table cell, or when its own line looks wrapped by the mail client (55–80
+//! characters, ending in a letter, `,` or a dash). Tables drawn by html2text (`│` columns,
+//! `─` borders, cells wrapped over several lines) are first put back together, one row per
+//! line (`label │ value`).
+//!
+//! Sections: a heading alone on its line (`Данные о пользователе:`) makes the sub-labels below
+//! it (`ФИО`, `Логин`…) belong to the user (or patient) until another heading, `steps` or
+//! `error_text`; otherwise `ФИО`/`Должность`/`МО`/`Телефон` are the applicant's. In a user or
+//! patient section `Должность`/`МО`/`Телефон` are ignored. Below a signature line
+//! («С уважением») a lone sub-label is the signature, not the form, and is not read.
 
 use std::collections::{BTreeMap, HashSet};
 
-use regex::{Regex, RegexBuilder};
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use serde::Deserialize;
 
 use crate::verdict::{Applicant, FormFields};
@@ -240,9 +269,9 @@ struct HeaderBlock {
 
 #[derive(Debug, Clone)]
 struct QuoteRules {
-    cut_from: Vec<Regex>,
-    attribution: Vec<Regex>,
-    drop_lines: Vec<Regex>,
+    cut_from: RegexSet,
+    attribution: RegexSet,
+    drop_lines: RegexSet,
     header_blocks: Vec<HeaderBlock>,
 }
 
@@ -251,6 +280,8 @@ struct QuoteRules {
 struct Fixed {
     /// A phone-number-like run of digits.
     phone: Regex,
+    /// A dash or slash with spaces around it: separates items, never inside a phone number.
+    spaced_sep: Regex,
     /// "тел.", "контактный телефон:", … right before a phone (anchored at the end).
     phone_prefix: Regex,
     /// "доб. 123", "(вн. 12)" right after a phone.
@@ -268,7 +299,7 @@ struct Fixed {
     latin_token: Regex,
     /// A card number: a token with a digit.
     card_token: Regex,
-    /// A bare card number in a patient line.
+    /// A bare card number in a patient line (a token with a digit: "123456", "ЦГБ-017734").
     bare_card: Regex,
 }
 
@@ -288,6 +319,7 @@ impl Fixed {
         );
         Ok(Fixed {
             phone: re(r"\+?\(?\d(?:[ \t\-–—().]{0,3}\d){4,16}\)?", "phone")?,
+            spaced_sep: re(r"[ \t]+[-–—/][ \t]+", "spaced separator")?,
             phone_prefix: re(
                 r"(?i)(?:\b(?:(?:контактный|конт\.?|рабочий|раб\.?|мобильный|моб\.?|сотовый|сот\.?|городской|гор\.?)[ \t]*)?(?:телефон|тел\.?|т\.|моб\.?)[ \t]*(?:№[ \t]*)?[:.]?[ \t]*)$",
                 "phone prefix",
@@ -319,7 +351,7 @@ impl Fixed {
                 "card token",
             )?,
             bare_card: re(
-                r"(?:^|[\s,;(])(?:№[ \t]*)?(\d[0-9A-Za-zА-Яа-яЁё/\-]*)",
+                r"(?:^|[\s,;(])(?:№[ \t]*)?([0-9A-Za-zА-Яа-яЁё][0-9A-Za-zА-Яа-яЁё/\-]*)",
                 "bare card",
             )?,
         })
@@ -338,12 +370,17 @@ fn re_ci(pattern: &str, key: &str) -> Result<Regex, String> {
         .map_err(|e| format!("{key}: bad regex {pattern:?}: {e}"))
 }
 
-fn re_list(patterns: &[String], key: &str) -> Result<Vec<Regex>, String> {
-    patterns
-        .iter()
-        .enumerate()
-        .map(|(i, p)| re_ci(p, &format!("{key}: item {}", i + 1)))
-        .collect()
+/// A list of case-insensitive patterns matched together; each is first built alone so that an
+/// error names the item.
+fn re_set(patterns: &[String], key: &str) -> Result<RegexSet, String> {
+    for (i, p) in patterns.iter().enumerate() {
+        re_ci(p, &format!("{key}: item {}", i + 1))?;
+    }
+    RegexSetBuilder::new(patterns)
+        .case_insensitive(true)
+        .size_limit(64 * 1024 * 1024)
+        .build()
+        .map_err(|e| format!("{key}: {e}"))
 }
 
 /// The rules of `rules/form.toml`, validated, with every regex built once.
@@ -367,8 +404,8 @@ pub struct FormRules {
     org_prefix: Option<Regex>,
     login_kw: Option<Regex>,
     card_kw: Option<Regex>,
-    closing: Vec<Regex>,
-    signature: Vec<Regex>,
+    closing: RegexSet,
+    signature: RegexSet,
     quote: QuoteRules,
     fixed: Fixed,
 }
@@ -459,8 +496,9 @@ impl FormRules {
                 .join("|")
         };
         let strict_items: Vec<&(String, Kind)> = all.iter().collect();
+        // A hyphen-minus separates only with a space on one side: "Карта-схема" is a word.
         let strict = format!(
-            r"{prefix}(?:{}){hint}[ \t]*(?:\*{{1,2}}|__)?[ \t]*(?:[:：—–\-|│┃]|\t|$)",
+            r"{prefix}(?:{}){hint}(?:[ \t]*(?:\*{{1,2}}|__)?[ \t]*(?:[:：—–|│┃]|\t|$|-[ \t]|-$)|[ \t]+-)",
             alternation(&strict_items)
         );
         let label_strict = re_ci(&strict, "labels")?;
@@ -491,8 +529,8 @@ impl FormRules {
                 r"(?:^|[^\p{{L}}\p{{N}}_])(?:{alts})(?:№[ \t]*)?([0-9A-Za-zА-Яа-яЁё][0-9A-Za-zА-Яа-яЁё/\-]*)"
             )
         })?;
-        let closing = re_list(&v.closing_lines, "values.closing_lines")?;
-        let signature = re_list(&v.signature_lines, "values.signature_lines")?;
+        let closing = re_set(&v.closing_lines, "values.closing_lines")?;
+        let signature = re_set(&v.signature_lines, "values.signature_lines")?;
 
         let q = &raw.quote;
         let mut header_blocks = Vec::new();
@@ -516,9 +554,9 @@ impl FormRules {
             });
         }
         let quote = QuoteRules {
-            cut_from: re_list(&q.cut_from, "quote.cut_from")?,
-            attribution: re_list(&q.attribution, "quote.attribution")?,
-            drop_lines: re_list(&q.drop_lines, "quote.drop_lines")?,
+            cut_from: re_set(&q.cut_from, "quote.cut_from")?,
+            attribution: re_set(&q.attribution, "quote.attribution")?,
+            drop_lines: re_set(&q.drop_lines, "quote.drop_lines")?,
             header_blocks,
         };
 
@@ -578,29 +616,6 @@ impl FormRules {
     fn is_empty_value(&self, value: &str) -> bool {
         let n = norm_value(value);
         n.is_empty() || !n.chars().any(char::is_alphanumeric) || self.empty_values.contains(&n)
-    }
-
-    /// A closing line («Спасибо», «С уважением»…): ends a value.
-    fn is_closing(&self, line: &str) -> bool {
-        if self.closing.is_empty() && self.signature.is_empty() {
-            return false;
-        }
-        let m = match_form(line);
-        !m.is_empty()
-            && self
-                .closing
-                .iter()
-                .chain(&self.signature)
-                .any(|r| r.is_match(&m))
-    }
-
-    /// The first line of a signature («С уважением,»).
-    fn is_signature(&self, line: &str) -> bool {
-        if self.signature.is_empty() {
-            return false;
-        }
-        let m = match_form(line);
-        !m.is_empty() && self.signature.iter().any(|r| r.is_match(&m))
     }
 
     /// The label at the start of `line`, with the text after its separator.
@@ -875,10 +890,10 @@ pub fn strip_quoted(text: &str, rules: &FormRules) -> String {
             i += 1;
             continue;
         }
-        if q.cut_from.iter().any(|r| r.is_match(m)) {
+        if q.cut_from.is_match(m) {
             break;
         }
-        if q.attribution.iter().any(|r| r.is_match(m)) {
+        if q.attribution.is_match(m) {
             let next = (i + 1..lines.len().min(i + 1 + ATTRIBUTION_LOOKAHEAD))
                 .find(|&k| !lines[k].trim().is_empty());
             if next.is_some_and(|k| is_quoted(lines[k])) {
@@ -895,7 +910,7 @@ pub fn strip_quoted(text: &str, rules: &FormRules) -> String {
                 }
             }
         }
-        if q.drop_lines.iter().any(|r| r.is_match(m)) {
+        if q.drop_lines.is_match(m) {
             i += 1;
             continue;
         }
@@ -911,23 +926,27 @@ pub fn strip_quoted(text: &str, rules: &FormRules) -> String {
 // Lines and html2text tables
 // ---------------------------------------------------------------------------------------------
 
-/// One line of the new text; `cont` marks a further line of the same table cell.
-#[derive(Debug, Clone)]
+/// One line of the new text; `cont` marks a further line of the same table cell. The label,
+/// closing and signature tests are made once per line, in [`parse_form`].
+#[derive(Debug, Clone, Default)]
 struct Line {
     text: String,
     cont: bool,
+    label: Option<(Kind, String)>,
+    closing: bool,
+    signature: bool,
 }
 
 impl Line {
     fn plain(text: &str) -> Line {
         Line {
             text: text.to_string(),
-            cont: false,
+            ..Line::default()
         }
     }
 }
 
-fn prepare_lines(body: &str) -> Vec<Line> {
+fn prepare_lines(body: &str, is_label: &dyn Fn(&str) -> bool) -> Vec<Line> {
     let raw: Vec<&str> = body.split('\n').collect();
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
@@ -939,7 +958,7 @@ fn prepare_lines(body: &str) -> Vec<Line> {
                 j += 1;
             }
             if raw[i..j].iter().any(|l| l.contains('│')) {
-                reassemble_table(&raw[i..j], &mut out);
+                reassemble_table(&raw[i..j], &mut out, is_label);
             } else {
                 out.extend((i..j).map(|_| Line::plain("")));
             }
@@ -958,12 +977,12 @@ fn prepare_lines(body: &str) -> Vec<Line> {
 /// Put back together the rows of a table drawn by html2text: each cell's wrapped fragments are
 /// joined (with a space where the text was wrapped, with `\n` where the cell had a line break),
 /// and each row becomes `label │ first line of the value` plus the value's further lines.
-fn reassemble_table(block: &[&str], out: &mut Vec<Line>) {
+fn reassemble_table(block: &[&str], out: &mut Vec<Line>, is_label: &dyn Fn(&str) -> bool) {
     let mut border: Option<&str> = None;
     let mut row: Vec<&str> = Vec::new();
     let flush = |row: &mut Vec<&str>, border: Option<&str>, out: &mut Vec<Line>| {
         if !row.is_empty() {
-            emit_row(row, border, out);
+            emit_row(row, border, out, is_label);
             row.clear();
         }
     };
@@ -979,7 +998,12 @@ fn reassemble_table(block: &[&str], out: &mut Vec<Line>) {
     flush(&mut row, border, out);
 }
 
-fn emit_row(row: &[&str], border: Option<&str>, out: &mut Vec<Line>) {
+fn emit_row(
+    row: &[&str],
+    border: Option<&str>,
+    out: &mut Vec<Line>,
+    is_label: &dyn Fn(&str) -> bool,
+) {
     let split: Vec<Vec<&str>> = row.iter().map(|l| l.split('│').collect()).collect();
     let ncols = split.iter().map(Vec::len).max().unwrap_or(0);
     if ncols == 0 {
@@ -1015,15 +1039,18 @@ fn emit_row(row: &[&str], border: Option<&str>, out: &mut Vec<Line>) {
             }
         }
     }
-    let mut cells: Vec<String> = (0..ncols)
-        .map(|c| {
-            let frags: Vec<&str> = split
-                .iter()
-                .map(|cells| cells.get(c).copied().unwrap_or(""))
-                .collect();
-            join_cell(&frags, widths[c], c == 0 && ncols > 1)
-        })
-        .collect();
+    // Each cell twice: with words cut at the column's edge glued back, and without (a word
+    // that exactly fills the column looks the same as a cut one); the label cell keeps the
+    // variant that reads as a label.
+    let column = |c: usize, glue: bool| {
+        let frags: Vec<&str> = split
+            .iter()
+            .map(|cells| cells.get(c).copied().unwrap_or(""))
+            .collect();
+        join_cell(&frags, widths[c], c == 0 && ncols > 1, glue)
+    };
+    let mut cells: Vec<String> = (0..ncols).map(|c| column(c, true)).collect();
+    let mut spaced: Vec<String> = (0..ncols).map(|c| column(c, false)).collect();
     // Leading cells that are empty or a row number.
     while cells.len() > 1 {
         let t = cells[0].trim();
@@ -1034,9 +1061,13 @@ fn emit_row(row: &[&str], border: Option<&str>, out: &mut Vec<Line>) {
                 .all(|c| c.is_ascii_digit());
         if t.is_empty() || number {
             cells.remove(0);
+            spaced.remove(0);
         } else {
             break;
         }
+    }
+    if cells.len() >= 2 && cells[0] != spaced[0] && !is_label(&cells[0]) && is_label(&spaced[0]) {
+        cells[0] = std::mem::take(&mut spaced[0]);
     }
     match cells.len() {
         0 => {}
@@ -1054,6 +1085,7 @@ fn emit_row(row: &[&str], border: Option<&str>, out: &mut Vec<Line>) {
                 out.push(Line {
                     text: l.to_string(),
                     cont: true,
+                    ..Line::default()
                 });
             }
         }
@@ -1072,7 +1104,7 @@ fn emit_row(row: &[&str], border: Option<&str>, out: &mut Vec<Line>) {
 /// Join the fragments of one cell. A fragment that, with the next word, would not have fitted
 /// in the column was wrapped: joined with a space (or with nothing after a word cut at the
 /// column's edge). Otherwise the cell had a line break there: `\n`.
-fn join_cell(frags: &[&str], width: usize, label_col: bool) -> String {
+fn join_cell(frags: &[&str], width: usize, label_col: bool, glue: bool) -> String {
     let mut s = String::new();
     let mut prev: Option<&str> = None;
     for f in frags {
@@ -1089,7 +1121,8 @@ fn join_cell(frags: &[&str], width: usize, label_col: bool) -> String {
                     let first_word = text.split_whitespace().next().unwrap_or("");
                     let fw = first_word.chars().count();
                     // html2text cuts a word only when the word alone is wider than the column.
-                    let mid_word = plen >= width
+                    let mid_word = glue
+                        && plen >= width
                         && !p.trim().contains(char::is_whitespace)
                         && p.chars().next_back().is_some_and(char::is_alphabetic)
                         && text.chars().next().is_some_and(char::is_lowercase);
@@ -1139,9 +1172,25 @@ enum Gather {
 
 /// Read the form from a mail's plain-text body. Calls [`strip_quoted`] first, so an old form
 /// quoted below a reply fills nothing.
+///
+/// A one-line «Данные о заявителе» is split as follows: every phone number is found first
+/// (anywhere, with its `тел.` word and `доб.` extension) and removed, as are e-mail addresses;
+/// the rest is cut at `,` `;` (or, when there is none, at spaced dashes ` – `); the name is the
+/// first chunk (or the leading name of "Иванова Т.А. медсестра"); the organisation starts at
+/// the first later chunk beginning with a `values.org_prefixes` word or a quote mark (else one
+/// containing `«`, `"` or `№`) and keeps everything after it joined with `, `; the chunks
+/// between are the position. With no organisation found, two or more chunks after the name
+/// are position + organisation, one chunk is the position. If the line starts with the
+/// organisation, the last name-like chunk is the name.
 pub fn parse_form(text: &str, rules: &FormRules) -> ParsedForm {
     let body = strip_quoted(text, rules);
-    let lines = prepare_lines(&body);
+    let mut lines = prepare_lines(&body, &|s: &str| rules.match_label(s).is_some());
+    for l in lines.iter_mut().filter(|l| !l.text.trim().is_empty()) {
+        l.label = rules.match_label(&l.text);
+        let m = match_form(&l.text);
+        l.signature = rules.signature.is_match(&m);
+        l.closing = l.signature || rules.closing.is_match(&m);
+    }
     let mut form = ParsedForm::default();
     let mut section = Section::Applicant;
     let mut pending: Option<String> = None;
@@ -1151,19 +1200,22 @@ pub fn parse_form(text: &str, rules: &FormRules) -> ParsedForm {
     let mut heading_in_signature = false;
     let mut i = 0;
     while i < lines.len() {
-        let current = match pending.take() {
-            Some(p) => p,
+        let (current, label) = match pending.take() {
+            Some(p) => {
+                let label = rules.match_label(&p);
+                (p, label)
+            }
             None => {
-                if rules.is_signature(&lines[i].text) {
+                if lines[i].signature {
                     in_signature = true;
                     heading_in_signature = false;
                     i += 1;
                     continue;
                 }
-                lines[i].text.clone()
+                (lines[i].text.clone(), lines[i].label.clone())
             }
         };
-        let Some((kind, inline)) = rules.match_label(&current) else {
+        let Some((kind, inline)) = label else {
             i += 1;
             continue;
         };
@@ -1194,7 +1246,7 @@ pub fn parse_form(text: &str, rules: &FormRules) -> ParsedForm {
             Kind::Field(F_STEPS) | Kind::Field(F_ERROR) => Gather::Multi,
             _ => Gather::Single,
         };
-        let (parts, next) = gather_value(&lines, i, inline.clone(), &current, gather, rules);
+        let (parts, next) = gather_value(&lines, i, inline.clone(), &current, gather);
         i = next;
         match kind {
             Kind::Heading(s) => {
@@ -1269,7 +1321,6 @@ fn gather_value(
     inline: String,
     line: &str,
     gather: Gather,
-    rules: &FormRules,
 ) -> (Vec<String>, usize) {
     let n = lines.len();
     let mut parts: Vec<String> = Vec::new();
@@ -1277,12 +1328,34 @@ fn gather_value(
     if !inline_empty {
         parts.push(inline);
     }
+    let stops = |k: usize| lines[k].label.is_some() || lines[k].closing;
+    // A line after a soft break continues the part before it.
+    let append = |parts: &mut Vec<String>, t: &str| match parts.last_mut() {
+        Some(last) if !last.is_empty() => {
+            last.push(' ');
+            last.push_str(t);
+        }
+        _ => parts.push(t.to_string()),
+    };
     let mut j = i + 1;
-    let stops = |t: &str| rules.match_label(t).is_some() || rules.is_closing(t);
+    let mut prev: &str = line;
     match gather {
         Gather::Multi => {
-            while j < n && !stops(&lines[j].text) {
-                parts.push(lines[j].text.trim_end().to_string());
+            while j < n && !stops(j) {
+                let raw = lines[j].text.as_str();
+                if raw.trim().is_empty() {
+                    // A value begun on the label's line ends at a blank line (the remark below
+                    // it is not the error text); a table cell's blank line does not end it.
+                    if !inline_empty && !lines[j].cont {
+                        break;
+                    }
+                    parts.push(String::new());
+                } else if soft_break(prev) && !starts_list_item(raw) {
+                    append(&mut parts, raw.trim());
+                } else {
+                    parts.push(raw.trim_end().to_string());
+                }
+                prev = raw;
                 j += 1;
             }
         }
@@ -1299,13 +1372,22 @@ fn gather_value(
                 1
             };
             let mut taken = 0;
+            prev = "";
             while k < n {
-                let t = lines[k].text.trim();
-                if t.is_empty() || stops(t) || (taken >= max && !lines[k].cont) {
+                let raw = lines[k].text.as_str();
+                let t = raw.trim();
+                if t.is_empty() || stops(k) {
                     break;
                 }
-                parts.push(t.to_string());
-                taken += 1;
+                if soft_break(prev) {
+                    append(&mut parts, t);
+                } else if taken < max || lines[k].cont {
+                    parts.push(t.to_string());
+                    taken += 1;
+                } else {
+                    break;
+                }
+                prev = raw;
                 k += 1;
             }
             if taken > 0 {
@@ -1313,19 +1395,42 @@ fn gather_value(
             }
         }
         Gather::Block | Gather::Single => {
-            let mut last = line;
             while j < n {
-                let t = lines[j].text.trim();
-                if t.is_empty() || !(lines[j].cont || looks_wrapped(last)) || stops(t) {
+                let raw = lines[j].text.as_str();
+                let t = raw.trim();
+                if t.is_empty() || stops(j) {
                     break;
                 }
-                parts.push(t.to_string());
-                last = &lines[j].text;
+                if lines[j].cont {
+                    parts.push(t.to_string());
+                } else if looks_wrapped(prev) || soft_break(prev) {
+                    append(&mut parts, t);
+                } else {
+                    break;
+                }
+                prev = raw;
                 j += 1;
             }
         }
     }
     (parts, j)
+}
+
+/// A line ending in one space: format=flowed (RFC 3676) marks a soft line break so, and the
+/// text reaches us still flowed; long enough (over 40 characters) to have been wrapped.
+fn soft_break(line: &str) -> bool {
+    line.ends_with(' ') && !line.ends_with("  ") && line.chars().count() > 40
+}
+
+/// "2. …", "- …", "• …": a new item, never the continuation of the line above ("→ …" is).
+fn starts_list_item(line: &str) -> bool {
+    let t = line.trim_start();
+    let digits = t.chars().take_while(char::is_ascii_digit).count();
+    let rest = &t[digits..];
+    if (1..=2).contains(&digits) {
+        return rest.starts_with(['.', ')']);
+    }
+    digits == 0 && t.starts_with(['-', '–', '—', '•', '*', '·'])
 }
 
 /// Lines of a heading's value joined for splitting: a line ending in `,`/`;` or looking wrapped
@@ -1488,11 +1593,9 @@ fn phone_value(v: &str, rules: &FormRules) -> Option<String> {
     if !v.chars().any(|c| c.is_ascii_digit()) {
         return None;
     }
-    let candidate = rules
-        .fixed
-        .phone
-        .find_iter(v)
-        .map(|m| m.as_str())
+    let candidate = phone_spans(&rules.fixed, v)
+        .into_iter()
+        .map(|(a, b)| &v[a..b])
         .find(|m| digit_count(m) >= 5);
     if let Some(c) = candidate {
         if let Some(p) = normalize_phone_in(c, &rules.city_code) {
@@ -1552,6 +1655,34 @@ fn card_value(v: &str, rules: &FormRules) -> Option<String> {
 // Splitting the heading lines
 // ---------------------------------------------------------------------------------------------
 
+/// Phone-like runs in `text` (byte ranges), at most `MAX_PHONES`. A dash with spaces on both
+/// sides separates items ("медсестра – 55-12-34"), so a run is split there.
+fn phone_spans(fx: &Fixed, text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut push = |from: usize, to: usize| {
+        let piece = &text[from..to];
+        let lead = piece.len()
+            - piece
+                .trim_start_matches([' ', '\t', '-', '–', '—', '.'])
+                .len();
+        let trimmed = piece.trim_end_matches([' ', '\t', '-', '–', '—', '.', '(']);
+        if from + lead < from + trimmed.len()
+            && trimmed[lead..].contains(|c: char| c.is_ascii_digit())
+        {
+            out.push((from + lead, from + trimmed.len()));
+        }
+    };
+    for m in fx.phone.find_iter(text).take(MAX_PHONES) {
+        let mut at = m.start();
+        for sep in fx.spaced_sep.find_iter(m.as_str()) {
+            push(at, m.start() + sep.start());
+            at = m.start() + sep.end();
+        }
+        push(at, m.end());
+    }
+    out
+}
+
 /// Remove the byte ranges from `text`, putting a comma in each place (chunks stay apart).
 fn cut_ranges(text: &str, mut ranges: Vec<(usize, usize)>) -> String {
     ranges.sort();
@@ -1588,12 +1719,12 @@ fn fill_applicant(fields: &mut FormFields, text: &str, rules: &FormRules) {
         .map(|m| (m.start(), m.end()))
         .collect();
     let mut phone: Option<String> = None;
-    for m in fx.phone.find_iter(text).take(MAX_PHONES) {
-        if !(6..=15).contains(&digit_count(m.as_str())) {
+    for (start, end) in phone_spans(fx, text) {
+        let number = &text[start..end];
+        if !(6..=15).contains(&digit_count(number)) {
             continue;
         }
-        let mut start = m.start();
-        let mut end = m.end();
+        let (mut start, mut end) = (start, end);
         let window = floor_char_boundary(text, start.saturating_sub(80));
         if let Some(p) = fx.phone_prefix.find(&text[window..start]) {
             start = window + p.start();
@@ -1603,13 +1734,18 @@ fn fill_applicant(fields: &mut FormFields, text: &str, rules: &FormRules) {
         }
         if phone.is_none() {
             phone = Some(
-                normalize_phone_in(m.as_str(), &rules.city_code)
-                    .unwrap_or_else(|| m.as_str().trim().to_string()),
+                normalize_phone_in(number, &rules.city_code)
+                    .unwrap_or_else(|| number.trim().to_string()),
             );
         }
         cut.push((start, end));
     }
-    let rest = cut_ranges(text, cut);
+    let mut rest = cut_ranges(text, cut);
+    // "Иванова Т.А. – медсестра – ГБУЗС ГБ №1 – 55-12-34": without commas, spaced dashes
+    // (or slashes) separate the items.
+    if !text.contains([',', ';', '\n']) {
+        rest = fx.spaced_sep.replace_all(&rest, ", ").into_owned();
+    }
     let mut parts: Vec<String> = Vec::new();
     for c in chunks(&rest) {
         if fx.noise_chunk.is_match(&c) {
@@ -1691,6 +1827,11 @@ fn fill_applicant(fields: &mut FormFields, text: &str, rules: &FormRules) {
     set_first(&mut a.phone, phone);
 }
 
+/// A person's name has no digits: "Сидоров С.С. 01.01.1950 г.р." → "Сидоров С.С. ".
+fn before_digit(s: &str) -> &str {
+    s.find(|c: char| c.is_ascii_digit()).map_or(s, |i| &s[..i])
+}
+
 /// «Петров П.П., логин petrov_pp» / «Петров Пётр Петрович, ppetrov» → full name, login.
 fn fill_user(fields: &mut FormFields, text: &str, rules: &FormRules) {
     let folded = fold(text);
@@ -1715,8 +1856,10 @@ fn fill_user(fields: &mut FormFields, text: &str, rules: &FormRules) {
     }
     let name = rest
         .split([',', ';', '(', ')', '/', '\n'])
+        .map(before_digit)
         .map(|c| {
-            trim_trailing_punct(collapse_spaces(c).trim_matches(['-', '–', '—', ' '])).to_string()
+            trim_trailing_punct(collapse_spaces(c).trim_matches(['-', '–', '—', ' ', '№', '#']))
+                .to_string()
         })
         .find(|c| c.chars().any(char::is_alphabetic))
         .filter(|c| !rules.is_empty_value(c));
@@ -1748,8 +1891,12 @@ fn fill_patient(fields: &mut FormFields, text: &str, rules: &FormRules) {
             };
             let t = tok.as_str().trim_end_matches(['-', '/']);
             let after = text[tok.end()..].trim_start();
-            let year = after.starts_with('г') || after.starts_with("года");
-            if t.chars().count() >= 3 && !year {
+            // "1956 г.р.", "2015г.р." are years of birth, not cards.
+            let bare_year = t.trim_end_matches(['г', 'Г']);
+            let year = after.starts_with(['г', 'Г'])
+                || (bare_year.len() < t.len() && bare_year.chars().all(|c| c.is_ascii_digit()));
+            let has_digit = t.chars().any(|c| c.is_ascii_digit());
+            if has_digit && t.chars().count() >= 3 && !year {
                 card = Some(t.to_string());
                 span = Some((whole.start(), whole.end()));
                 break;
@@ -1762,8 +1909,10 @@ fn fill_patient(fields: &mut FormFields, text: &str, rules: &FormRules) {
     };
     let name = rest
         .split([',', ';', '(', ')', '\n'])
+        .map(before_digit)
         .map(|c| {
-            trim_trailing_punct(collapse_spaces(c).trim_matches(['-', '–', '—', ' '])).to_string()
+            trim_trailing_punct(collapse_spaces(c).trim_matches(['-', '–', '—', ' ', '№', '#']))
+                .to_string()
         })
         .find(|c| c.chars().any(char::is_alphabetic))
         .filter(|c| !rules.is_empty_value(c));
@@ -1839,12 +1988,12 @@ mod tests {
     fn join_cell_tells_wraps_from_breaks() {
         let frags = ["1. Регистратура   ", "2. Расписание     "];
         assert_eq!(
-            join_cell(&frags, 18, false),
+            join_cell(&frags, 18, false, true),
             "1. Регистратура\n2. Расписание"
         );
         let frags = ["Последовательнос", "ть выполняемых  ", "действий        "];
         assert_eq!(
-            join_cell(&frags, 16, true),
+            join_cell(&frags, 16, true, true),
             "Последовательность выполняемых действий"
         );
     }

@@ -9,7 +9,11 @@ use mailintake::check;
 use mailintake::rules::RuleSet;
 
 #[derive(Parser)]
-#[command(name = "mailintake", version, about = "E-mail → support tickets for СТП ГБУЗС «МИАЦ» (приказ № 852)")]
+#[command(
+    name = "mailintake",
+    version,
+    about = "E-mail → support tickets for СТП ГБУЗС «МИАЦ» (приказ № 852)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

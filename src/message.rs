@@ -94,12 +94,16 @@ pub fn facts<'a>(msg: &'a Message<'a>, limits: &MimeLimits) -> MailFacts<'a> {
         }
     }
     for (name, value) in msg.headers_raw() {
-        f.headers
-            .push((name.to_ascii_lowercase(), collapse_ws(value).trim().to_string()));
+        f.headers.push((
+            name.to_ascii_lowercase(),
+            collapse_ws(value).trim().to_string(),
+        ));
     }
     if let Some(ct) = msg.root_part().content_type() {
         if ct.ctype().eq_ignore_ascii_case("multipart")
-            && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report"))
+            && ct
+                .subtype()
+                .is_some_and(|s| s.eq_ignore_ascii_case("report"))
         {
             f.report_type = Some(
                 ct.attribute("report-type")
@@ -175,7 +179,11 @@ impl<'a> Walker<'a, '_> {
             }
             PartType::Text(text) if is_body_text(part) => {
                 if want_body {
-                    self.push_body(text);
+                    let text = self.undeclared_charset(part, text);
+                    match flowed(part) {
+                        Some(delsp) => self.push_body(&unflow(&text, delsp)),
+                        None => self.push_body(&text),
+                    }
                 }
             }
             PartType::Html(html) if is_body_text(part) => {
@@ -185,7 +193,13 @@ impl<'a> Walker<'a, '_> {
                 }
             }
             PartType::Text(text) | PartType::Html(text) => {
-                self.push_file(part, Cow::Borrowed(text.as_bytes()));
+                // A text file's bytes are judged as sent, not after charset conversion (which
+                // would hide, say, executable bytes behind replacement characters).
+                let data = self
+                    .transfer_decoded(part)
+                    .map(Cow::Owned)
+                    .unwrap_or(Cow::Borrowed(text.as_bytes()));
+                self.push_file(part, data);
             }
             PartType::Binary(data) | PartType::InlineBinary(data) => {
                 self.push_file(part, Cow::Borrowed(data.as_ref()));
@@ -195,6 +209,62 @@ impl<'a> Walker<'a, '_> {
                 // opened, so they are neither counted nor judged.
                 self.push_file(part, Cow::Borrowed(nested.raw_message.as_ref()));
             }
+        }
+    }
+
+    /// The part's body with only its transfer encoding undone (base64 or quoted-printable, as the
+    /// header says — also when the parser gave up on the encoding, as with a mail cut short in the
+    /// middle of a base64 block, where what could be decoded is kept).
+    fn transfer_decoded(&self, part: &MessagePart<'_>) -> Option<Vec<u8>> {
+        let raw = self.msg.raw_message.as_ref();
+        let (start, end) = (part.offset_body as usize, part.offset_end as usize);
+        let body = raw.get(start..end.min(raw.len()))?;
+        let cte = part
+            .headers
+            .iter()
+            .find(|h| {
+                h.name
+                    .as_str()
+                    .eq_ignore_ascii_case("content-transfer-encoding")
+            })
+            .and_then(|h| h.value.as_text())
+            .map(|s| s.trim().to_ascii_lowercase());
+        match cte.as_deref() {
+            Some("base64") => {
+                use mail_parser::decoders::base64::base64_decode;
+                let clean: Vec<u8> = body
+                    .iter()
+                    .copied()
+                    .filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+                    .collect();
+                base64_decode(&clean).or_else(|| {
+                    // Cut short: decode the whole groups that arrived.
+                    let data: Vec<u8> = clean.into_iter().filter(|&b| b != b'=').collect();
+                    base64_decode(&data[..data.len() / 4 * 4])
+                })
+            }
+            Some("quoted-printable") => {
+                mail_parser::decoders::quoted_printable::quoted_printable_decode(body)
+            }
+            _ => Some(body.to_vec()),
+        }
+    }
+
+    /// Text sent without a declared charset that is not UTF-8 is, in Sevastopol, windows-1251
+    /// (The Bat! and old Outlook do this); decode it as such instead of losing the letters.
+    fn undeclared_charset<'t>(&self, part: &MessagePart<'_>, text: &'t str) -> Cow<'t, str> {
+        let declared = part
+            .content_type()
+            .is_some_and(|c| c.attribute("charset").is_some());
+        if declared || !text.contains('\u{FFFD}') {
+            return Cow::Borrowed(text);
+        }
+        match self.transfer_decoded(part) {
+            Some(bytes) if std::str::from_utf8(&bytes).is_err() => {
+                let (decoded, _, _) = encoding_rs::WINDOWS_1251.decode(&bytes);
+                Cow::Owned(decoded.into_owned())
+            }
+            _ => Cow::Borrowed(text),
         }
     }
 
@@ -279,6 +349,44 @@ impl<'a> Walker<'a, '_> {
             inline,
         });
     }
+}
+
+/// `Some(delsp)` when the part is `format=flowed` (RFC 3676).
+fn flowed(part: &MessagePart<'_>) -> Option<bool> {
+    let ct = part.content_type()?;
+    ct.attribute("format")
+        .filter(|f| f.eq_ignore_ascii_case("flowed"))?;
+    Some(
+        ct.attribute("delsp")
+            .is_some_and(|d| d.eq_ignore_ascii_case("yes")),
+    )
+}
+
+/// Undo RFC 3676 soft line breaks (a line ending in a space continues on the next line), so that a
+/// value Thunderbird wrapped at 72 columns is one line again. mail-parser 0.11 leaves flowed text
+/// as sent, so this small step is ours; quoted (`>`) and signature (`-- `) lines are left alone.
+pub fn unflow(text: &str, delsp: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut pending = false; // the previous line was soft-broken
+    for line in text.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let is_sig = line == "-- ";
+        let quoted = line.starts_with('>');
+        // Space-stuffing: one leading space was added by the sender.
+        let line = line.strip_prefix(' ').unwrap_or(line);
+        if !pending && !out.is_empty() {
+            out.push('\n');
+        }
+        if !is_sig && !quoted && line.ends_with(' ') {
+            let keep = if delsp { &line[..line.len() - 1] } else { line };
+            out.push_str(keep);
+            pending = true;
+        } else {
+            out.push_str(line);
+            pending = false;
+        }
+    }
+    out
 }
 
 /// A text part is body text unless it is explicitly an attachment or carries a file name.
@@ -402,9 +510,8 @@ mod tests {
 
     #[test]
     fn display_name_never_counts_as_address() {
-        let (from, _, _) = facts_of(
-            "From: \"help@sev.gov.ru\" <x@Evil.com>\r\nSubject: a\r\n\r\nbody\r\n",
-        );
+        let (from, _, _) =
+            facts_of("From: \"help@sev.gov.ru\" <x@Evil.com>\r\nSubject: a\r\n\r\nbody\r\n");
         assert_eq!(from.as_deref(), Some("x@evil.com"));
     }
 
@@ -424,6 +531,17 @@ mod tests {
         );
         assert!(t.contains("Данные о заявителе\n"), "{t}");
         assert!(t.contains("Иванова «МО»"), "{t}");
+    }
+
+    #[test]
+    fn flowed_lines_are_joined() {
+        assert_eq!(
+            unflow(
+                "Шаги: Карта \r\nбеременной\r\nОшибка: x\r\n-- \r\nподпись",
+                false
+            ),
+            "Шаги: Карта беременной\nОшибка: x\n-- \nподпись"
+        );
     }
 
     #[test]

@@ -104,16 +104,17 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 fn find_key_line(text: &str, key: &str) -> Option<usize> {
-    text.lines().position(|l| {
-        let l = l.trim_start();
-        let l = l.trim_start_matches('"');
-        l.starts_with(key)
-            && l[key.len()..]
-                .trim_start_matches('"')
-                .trim_start()
-                .starts_with('=')
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            let l = l.trim_start_matches('"');
+            l.starts_with(key)
+                && l[key.len()..]
+                    .trim_start_matches('"')
+                    .trim_start()
+                    .starts_with('=')
+        })
+        .map(|i| i + 1)
 }
 
 // ---- intake.toml -------------------------------------------------------------------------
@@ -267,7 +268,11 @@ impl PriorityRules {
         self.impact_names
             .iter()
             .find(|(n, _)| *n == k)
-            .or_else(|| self.impact_names.iter().find(|(n, _)| k.starts_with(n.as_str())))
+            .or_else(|| {
+                self.impact_names
+                    .iter()
+                    .find(|(n, _)| k.starts_with(n.as_str()))
+            })
             .map(|(_, i)| *i)
     }
     pub fn priority_by_name(&self, s: &str) -> Option<Priority> {
@@ -275,7 +280,11 @@ impl PriorityRules {
         self.priority_names
             .iter()
             .find(|(n, _)| *n == k)
-            .or_else(|| self.priority_names.iter().find(|(n, _)| k.starts_with(n.as_str())))
+            .or_else(|| {
+                self.priority_names
+                    .iter()
+                    .find(|(n, _)| k.starts_with(n.as_str()))
+            })
             .map(|(_, p)| *p)
     }
     /// Priorities the impact allows, most urgent first.
@@ -315,23 +324,27 @@ impl RuleSet {
     pub fn check(dir: &Path) -> Result<RuleSet, Vec<RuleError>> {
         let mut errors = Vec::new();
         let intake = load_intake(&dir.join("intake.toml")).map_err(|e| errors.push(e));
-        let attachments = load_attachments(&dir.join("attachments.toml")).map_err(|e| errors.push(e));
+        let attachments =
+            load_attachments(&dir.join("attachments.toml")).map_err(|e| errors.push(e));
         let form = load_form(&dir.join("form.toml")).map_err(|e| errors.push(e));
         let priority = load_priority(&dir.join("priority.toml")).map_err(|e| errors.push(e));
         match (intake, attachments, form, priority) {
-            (Ok((senders, automatic, followup, mime, max_mail_bytes)), Ok(attachments), Ok(form), Ok(priority)) => {
-                Ok(RuleSet {
-                    dir: dir.to_path_buf(),
-                    senders,
-                    automatic,
-                    followup,
-                    mime,
-                    max_mail_bytes,
-                    attachments,
-                    form,
-                    priority,
-                })
-            }
+            (
+                Ok((senders, automatic, followup, mime, max_mail_bytes)),
+                Ok(attachments),
+                Ok(form),
+                Ok(priority),
+            ) => Ok(RuleSet {
+                dir: dir.to_path_buf(),
+                senders,
+                automatic,
+                followup,
+                mime,
+                max_mail_bytes,
+                attachments,
+                form,
+                priority,
+            }),
             _ => Err(errors),
         }
     }
@@ -370,7 +383,9 @@ fn load_intake(path: &Path) -> Result<Intake, RuleError> {
         {
             return Err(file.error(
                 "senders.allowed_domains",
-                format!("`{d}` is not a domain (write `sev.gov.ru`, or `*.sev.gov.ru` for subdomains)"),
+                format!(
+                    "`{d}` is not a domain (write `sev.gov.ru`, or `*.sev.gov.ru` for subdomains)"
+                ),
             ));
         }
         if sub {
@@ -395,7 +410,10 @@ fn load_intake(path: &Path) -> Result<Intake, RuleError> {
     let mut subject_patterns = Vec::new();
     for p in &raw.followup.subject_patterns {
         let re = Regex::new(p).map_err(|e| {
-            file.error("followup.subject_patterns", format!("bad regular expression: {e}"))
+            file.error(
+                "followup.subject_patterns",
+                format!("bad regular expression: {e}"),
+            )
         })?;
         if re.captures_len() < 2 {
             return Err(file.error(
@@ -406,7 +424,10 @@ fn load_intake(path: &Path) -> Result<Intake, RuleError> {
         subject_patterns.push(re);
     }
     let reply_message_id = Regex::new(&raw.followup.reply_message_id).map_err(|e| {
-        file.error("followup.reply_message_id", format!("bad regular expression: {e}"))
+        file.error(
+            "followup.reply_message_id",
+            format!("bad regular expression: {e}"),
+        )
     })?;
     if reply_message_id.captures_len() < 2 {
         return Err(file.error(
@@ -468,7 +489,9 @@ fn load_form(path: &Path) -> Result<FormRules, RuleError> {
     let raw: RawFormRules = file.parse()?;
     FormRules::compile(raw).map_err(|msg| {
         let key = msg.split([':', ' ']).next().unwrap_or("").to_string();
-        if !key.is_empty() && find_key_line(&file.text, key.rsplit('.').next().unwrap_or("")).is_some() {
+        if !key.is_empty()
+            && find_key_line(&file.text, key.rsplit('.').next().unwrap_or("")).is_some()
+        {
             file.error(&key, msg)
         } else {
             RuleError {
@@ -487,7 +510,10 @@ fn load_priority(path: &Path) -> Result<PriorityRules, RuleError> {
     let default = Priority::parse(&raw.default).ok_or_else(|| {
         file.error(
             "default",
-            format!("`{}` is not a priority (urgent, high, normal, low)", raw.default),
+            format!(
+                "`{}` is not a priority (urgent, high, normal, low)",
+                raw.default
+            ),
         )
     })?;
     let mut impact_names = Vec::new();
@@ -517,9 +543,8 @@ fn load_priority(path: &Path) -> Result<PriorityRules, RuleError> {
     priority_names.sort_by_key(|(n, _)| std::cmp::Reverse(n.len()));
     let mut allowed = BTreeMap::new();
     for (k, list) in raw.allowed {
-        let imp = Impact::parse(&k).ok_or_else(|| {
-            file.error(&format!("allowed.{k}"), "not an impact")
-        })?;
+        let imp = Impact::parse(&k)
+            .ok_or_else(|| file.error(&format!("allowed.{k}"), "not an impact"))?;
         let mut ps = Vec::new();
         for p in &list {
             ps.push(Priority::parse(p).ok_or_else(|| {
@@ -527,7 +552,10 @@ fn load_priority(path: &Path) -> Result<PriorityRules, RuleError> {
             })?);
         }
         if ps.is_empty() {
-            return Err(file.error(&format!("allowed.{k}"), "an impact must allow at least one priority"));
+            return Err(file.error(
+                &format!("allowed.{k}"),
+                "an impact must allow at least one priority",
+            ));
         }
         ps.sort_by_key(|p| p.rank());
         allowed.insert(imp, ps);

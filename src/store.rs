@@ -140,13 +140,21 @@ pub struct LedgerState {
 /// What recording a mail did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    NewTicket { ticket: i64, status: Status },
-    Followup { ticket: i64, completed: bool },
+    NewTicket {
+        ticket: i64,
+        status: Status,
+    },
+    Followup {
+        ticket: i64,
+        completed: bool,
+    },
     Rejected,
     Filtered,
     Ignored,
     /// The same bytes were recorded before (a UIDVALIDITY change, a redelivery).
-    Duplicate { of_mail: i64 },
+    Duplicate {
+        of_mail: i64,
+    },
     /// A copy of one of our own replies (see `smtp.copy_to`).
     OwnReply,
 }
@@ -370,7 +378,12 @@ impl Store {
 
     // ---- ledger ------------------------------------------------------------------------
 
-    pub fn ledger_state(&self, mailbox: &str, uidvalidity: u32, uid: u32) -> Result<Option<LedgerState>> {
+    pub fn ledger_state(
+        &self,
+        mailbox: &str,
+        uidvalidity: u32,
+        uid: u32,
+    ) -> Result<Option<LedgerState>> {
         Ok(self
             .conn
             .query_row(
@@ -421,10 +434,15 @@ impl Store {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        let verdict_json = serde_json::to_string(verdict).map_err(|e| StoreError::Other(e.to_string()))?;
+        let verdict_json =
+            serde_json::to_string(verdict).map_err(|e| StoreError::Other(e.to_string()))?;
         let reasons: Vec<&str> = verdict.reasons.iter().map(|r| r.code.as_str()).collect();
         let reasons = reasons.join(",");
-        let insert_mail = |tx: &Transaction<'_>, outcome: &str, aside: Aside, ticket: Option<i64>| -> Result<i64> {
+        let insert_mail = |tx: &Transaction<'_>,
+                           outcome: &str,
+                           aside: Aside,
+                           ticket: Option<i64>|
+         -> Result<i64> {
             tx.execute(
                 "INSERT INTO mails (mailbox, uidvalidity, uid, message_id, sha256, size, arrived_at, processed_at,
                                     decision, outcome, reasons, verdict, sender, subject, ticket_id, raw, headers_only, aside)
@@ -466,7 +484,10 @@ impl Store {
 
         let aside = Aside::for_decision(verdict.decision);
         let result = match verdict.decision {
-            Decision::Filter => (insert_mail(&tx, "filtered", aside, None)?, Outcome::Filtered),
+            Decision::Filter => (
+                insert_mail(&tx, "filtered", aside, None)?,
+                Outcome::Filtered,
+            ),
             Decision::Ignore => (insert_mail(&tx, "ignored", aside, None)?, Outcome::Ignored),
             Decision::Reject => {
                 let ticket = verdict
@@ -474,11 +495,26 @@ impl Store {
                     .and_then(|n| ticket_exists(&tx, n as i64).ok().flatten());
                 let id = insert_mail(&tx, "rejected", aside, ticket)?;
                 if let Some(t) = ticket {
-                    add_event(&tx, t, now, "mailintake", "followup_rejected", &format!(
-                        "письмо #{id} отклонено: {reasons}"
-                    ))?;
+                    add_event(
+                        &tx,
+                        t,
+                        now,
+                        "mailintake",
+                        "followup_rejected",
+                        &format!("письмо #{id} отклонено: {reasons}"),
+                    )?;
                 }
-                queue_reply(&tx, ReplyWanted::Reject, ticket, Some(id), verdict, &verdict.fields, limit, now, render)?;
+                queue_reply(
+                    &tx,
+                    ReplyWanted::Reject,
+                    ticket,
+                    Some(id),
+                    verdict,
+                    &verdict.fields,
+                    limit,
+                    now,
+                    render,
+                )?;
                 (id, Outcome::Rejected)
             }
             Decision::Followup => {
@@ -488,8 +524,15 @@ impl Store {
                 match existing {
                     Some(t) => {
                         let id = insert_mail(&tx, "followup", aside, Some(t))?;
-                        let completed = add_followup(&tx, t, id, verdict, now, limit, render, form_complete)?;
-                        (id, Outcome::Followup { ticket: t, completed })
+                        let completed =
+                            add_followup(&tx, t, id, verdict, now, limit, render, form_complete)?;
+                        (
+                            id,
+                            Outcome::Followup {
+                                ticket: t,
+                                completed,
+                            },
+                        )
                     }
                     None => {
                         // A tag naming no ticket of ours: the mail is treated as new. The caller
@@ -511,13 +554,26 @@ impl Store {
                 };
                 let id = insert_mail(&tx, "ticket", aside, None)?;
                 let t = create_ticket(&tx, id, mail, verdict, status, now)?;
-                tx.execute("UPDATE mails SET ticket_id = ?2 WHERE id = ?1", params![id, t])?;
+                tx.execute(
+                    "UPDATE mails SET ticket_id = ?2 WHERE id = ?1",
+                    params![id, t],
+                )?;
                 let kind = if status == Status::New {
                     ReplyWanted::Accept
                 } else {
                     ReplyWanted::Incomplete
                 };
-                queue_reply(&tx, kind, Some(t), Some(id), verdict, &verdict.fields, limit, now, render)?;
+                queue_reply(
+                    &tx,
+                    kind,
+                    Some(t),
+                    Some(id),
+                    verdict,
+                    &verdict.fields,
+                    limit,
+                    now,
+                    render,
+                )?;
                 (id, Outcome::NewTicket { ticket: t, status })
             }
         };
@@ -573,9 +629,20 @@ impl Store {
             "UPDATE outbox SET state = 'sent', sent_at = ?2, last_error = NULL WHERE id = ?1",
             params![id, ts(now)],
         )?;
-        let ticket: Option<i64> = tx.query_row("SELECT ticket_id FROM outbox WHERE id = ?1", params![id], |r| r.get(0))?;
+        let ticket: Option<i64> = tx.query_row(
+            "SELECT ticket_id FROM outbox WHERE id = ?1",
+            params![id],
+            |r| r.get(0),
+        )?;
         if let Some(t) = ticket {
-            add_event(&tx, t, now, "mailintake", "reply_sent", &format!("ответ #{id} отправлен"))?;
+            add_event(
+                &tx,
+                t,
+                now,
+                "mailintake",
+                "reply_sent",
+                &format!("ответ #{id} отправлен"),
+            )?;
         }
         tx.commit()?;
         Ok(())
@@ -597,11 +664,20 @@ impl Store {
             "UPDATE outbox SET state = 'failed', last_error = ?2 WHERE id = ?1",
             params![id, error],
         )?;
-        let ticket: Option<i64> = tx.query_row("SELECT ticket_id FROM outbox WHERE id = ?1", params![id], |r| r.get(0))?;
+        let ticket: Option<i64> = tx.query_row(
+            "SELECT ticket_id FROM outbox WHERE id = ?1",
+            params![id],
+            |r| r.get(0),
+        )?;
         if let Some(t) = ticket {
-            add_event(&tx, t, now, "mailintake", "reply_undeliverable", &format!(
-                "ответ #{id} не доставлен: {error}"
-            ))?;
+            add_event(
+                &tx,
+                t,
+                now,
+                "mailintake",
+                "reply_undeliverable",
+                &format!("ответ #{id} не доставлен: {error}"),
+            )?;
         }
         tx.commit()?;
         Ok(())
@@ -686,7 +762,11 @@ impl Store {
     pub fn raw_mail(&self, mail_id: i64) -> Result<Option<Vec<u8>>> {
         Ok(self
             .conn
-            .query_row("SELECT raw FROM mails WHERE id = ?1", params![mail_id], |r| r.get(0))
+            .query_row(
+                "SELECT raw FROM mails WHERE id = ?1",
+                params![mail_id],
+                |r| r.get(0),
+            )
             .optional()?)
     }
 
@@ -763,11 +843,20 @@ fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketRow> {
 }
 
 fn ticket_exists(conn: &Connection, n: i64) -> rusqlite::Result<Option<i64>> {
-    conn.query_row("SELECT id FROM tickets WHERE id = ?1", params![n], |r| r.get(0))
-        .optional()
+    conn.query_row("SELECT id FROM tickets WHERE id = ?1", params![n], |r| {
+        r.get(0)
+    })
+    .optional()
 }
 
-fn add_event(tx: &Connection, ticket: i64, now: Timestamp, actor: &str, kind: &str, detail: &str) -> Result<()> {
+fn add_event(
+    tx: &Connection,
+    ticket: i64,
+    now: Timestamp,
+    actor: &str,
+    kind: &str,
+    detail: &str,
+) -> Result<()> {
     tx.execute(
         "INSERT INTO events (ticket_id, at, actor, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![ticket, ts(now), actor, kind, detail],
@@ -798,7 +887,8 @@ fn create_ticket(
     status: Status,
     now: Timestamp,
 ) -> Result<i64> {
-    let fields = serde_json::to_string(&verdict.fields).map_err(|e| StoreError::Other(e.to_string()))?;
+    let fields =
+        serde_json::to_string(&verdict.fields).map_err(|e| StoreError::Other(e.to_string()))?;
     tx.execute(
         "INSERT INTO tickets (status, priority, impact, subject, sender, fields, created_at, updated_at, arrived_at, first_mail_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
@@ -845,7 +935,14 @@ fn add_followup(
         params![t, mail_id, ts(now), format!("дополнение от {}: {}", verdict.sender, verdict.subject)],
     )?;
     add_attachments(tx, t, mail_id, verdict)?;
-    add_event(tx, t, now, "mailintake", "followup", &format!("получено дополнение (письмо #{mail_id})"))?;
+    add_event(
+        tx,
+        t,
+        now,
+        "mailintake",
+        "followup",
+        &format!("получено дополнение (письмо #{mail_id})"),
+    )?;
     let (status, fields): (String, String) = tx.query_row(
         "SELECT status, fields FROM tickets WHERE id = ?1",
         params![t],
@@ -854,7 +951,8 @@ fn add_followup(
     let status = Status::parse(&status).unwrap_or(Status::New);
     let mut merged: FormFields = serde_json::from_str(&fields).unwrap_or_default();
     merged.merge_from(&verdict.fields);
-    let merged_json = serde_json::to_string(&merged).map_err(|e| StoreError::Other(e.to_string()))?;
+    let merged_json =
+        serde_json::to_string(&merged).map_err(|e| StoreError::Other(e.to_string()))?;
     tx.execute(
         "UPDATE tickets SET fields = ?2, updated_at = ?3 WHERE id = ?1",
         params![t, merged_json, ts(now)],
@@ -864,8 +962,25 @@ fn add_followup(
             "UPDATE tickets SET status = 'new', updated_at = ?2 WHERE id = ?1",
             params![t, ts(now)],
         )?;
-        add_event(tx, t, now, "mailintake", "status", "«Обратная связь» → «Новая»: форма заявки дополнена")?;
-        queue_reply(tx, ReplyWanted::Completed, Some(t), Some(mail_id), verdict, &merged, limit, now, render)?;
+        add_event(
+            tx,
+            t,
+            now,
+            "mailintake",
+            "status",
+            "«Обратная связь» → «Новая»: форма заявки дополнена",
+        )?;
+        queue_reply(
+            tx,
+            ReplyWanted::Completed,
+            Some(t),
+            Some(mail_id),
+            verdict,
+            &merged,
+            limit,
+            now,
+            render,
+        )?;
         return Ok(true);
     }
     Ok(false)
@@ -900,7 +1015,11 @@ fn queue_reply(
         )
         .optional()?
         .unwrap_or(0);
-    let state = if count >= limit as i64 { "suppressed" } else { "pending" };
+    let state = if count >= limit as i64 {
+        "suppressed"
+    } else {
+        "pending"
+    };
     if state == "pending" {
         tx.execute(
             "INSERT INTO reply_counts (address, day, count) VALUES (?1, ?2, 1)
@@ -931,9 +1050,14 @@ fn queue_reply(
             params![t, outbox_id, ts(now), format!("ответ ({}): {}", kind.as_str(), out.subject)],
         )?;
         if state == "suppressed" {
-            add_event(tx, t, now, "mailintake", "reply_suppressed", &format!(
-                "ответ не отправлен: превышен лимит {limit} ответов в день на адрес"
-            ))?;
+            add_event(
+                tx,
+                t,
+                now,
+                "mailintake",
+                "reply_suppressed",
+                &format!("ответ не отправлен: превышен лимит {limit} ответов в день на адрес"),
+            )?;
         }
     }
     Ok(())

@@ -124,7 +124,10 @@ pub fn show(store: &Store, id: i64, as_json: bool) -> Result<String, String> {
     }
     s.push_str("\nИстория:\n");
     for e in &events {
-        s.push_str(&format!("  {} {} {}: {}\n", e.at, e.actor, e.kind, e.detail));
+        s.push_str(&format!(
+            "  {} {} {}: {}\n",
+            e.at, e.actor, e.kind, e.detail
+        ));
     }
     Ok(s)
 }
@@ -144,7 +147,11 @@ pub fn attachment(store: &Store, id: i64, name: &str) -> Result<Vec<u8>, String>
             let names: Vec<&str> = atts.iter().map(|a| a.name.as_str()).collect();
             format!(
                 "у заявки #{id} нет вложения «{name}»; есть: {}",
-                if names.is_empty() { "—".to_string() } else { names.join(", ") }
+                if names.is_empty() {
+                    "—".to_string()
+                } else {
+                    names.join(", ")
+                }
             )
         })?;
     let raw = store

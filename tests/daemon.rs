@@ -59,11 +59,25 @@ fn daemon_against_real_servers() {
 
 fn reset_mailboxes(s: &Servers) {
     // Each scenario starts with empty mailboxes: remove the maildirs' messages.
-    for user in ["help@sevmiac.ru", "t.ivanova@sev.gov.ru", "p.petrov@sev.gov.ru", "robot@sev.gov.ru"] {
+    for user in [
+        "help@sevmiac.ru",
+        "t.ivanova@sev.gov.ru",
+        "p.petrov@sev.gov.ru",
+        "robot@sev.gov.ru",
+    ] {
         let (local, domain) = user.split_once('@').unwrap();
-        let base = s.dir.path().join("mail").join(domain).join(local).join("Maildir");
+        let base = s
+            .dir
+            .path()
+            .join("mail")
+            .join(domain)
+            .join(local)
+            .join("Maildir");
         for entry in walk(&base) {
-            if entry.parent().is_some_and(|p| p.ends_with("new") || p.ends_with("cur")) {
+            if entry
+                .parent()
+                .is_some_and(|p| p.ends_with("new") || p.ends_with("cur"))
+            {
                 let _ = std::fs::remove_file(entry);
             }
         }
@@ -90,25 +104,52 @@ fn full_path_every_folder_no_duplicates(s: &Servers) {
     let work = tempfile::tempdir().unwrap();
     let cfg = s.config(work.path(), "");
     let from = "Иванова Т.А. <t.ivanova@sev.gov.ru>";
-    s.send("t.ivanova@sev.gov.ru", "help@sevmiac.ru", &mail(from, "Не открывается расписание", FULL_FORM, ""));
-    s.send("p.petrov@sev.gov.ru", "help@sevmiac.ru", &mail("p.petrov@sev.gov.ru", "Ошибка в отчёте", PARTIAL_FORM, ""));
+    s.send(
+        "t.ivanova@sev.gov.ru",
+        "help@sevmiac.ru",
+        &mail(from, "Не открывается расписание", FULL_FORM, ""),
+    );
+    s.send(
+        "p.petrov@sev.gov.ru",
+        "help@sevmiac.ru",
+        &mail("p.petrov@sev.gov.ru", "Ошибка в отчёте", PARTIAL_FORM, ""),
+    );
     // reject: a lone .docx with "см. вложение"
     let docx = format!(
         "From: p.petrov@sev.gov.ru\r\nTo: help@sevmiac.ru\r\nSubject: Заявка\r\nMessage-ID: <{}@x>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nсм. вложение\r\n--b\r\nContent-Type: application/vnd.openxmlformats-officedocument.wordprocessingml.document; name=z.docx\r\nContent-Disposition: attachment; filename=z.docx\r\nContent-Transfer-Encoding: base64\r\n\r\nUEsDBBQAAAAIAAAAIQAAAAAAAAAAAAAAAAAAAAAA\r\n--b--\r\n",
         unique()
     );
     s.send("p.petrov@sev.gov.ru", "help@sevmiac.ru", docx.as_bytes());
-    s.send("user@example.com", "help@sevmiac.ru", &mail("user@example.com", "Помогите", FULL_FORM, ""));
-    s.send("robot@sev.gov.ru", "help@sevmiac.ru", &mail("robot@sev.gov.ru", "Out of office", "Я в отпуске", "Auto-Submitted: auto-replied\r\n"));
+    s.send(
+        "user@example.com",
+        "help@sevmiac.ru",
+        &mail("user@example.com", "Помогите", FULL_FORM, ""),
+    );
+    s.send(
+        "robot@sev.gov.ru",
+        "help@sevmiac.ru",
+        &mail(
+            "robot@sev.gov.ru",
+            "Out of office",
+            "Я в отпуске",
+            "Auto-Submitted: auto-replied\r\n",
+        ),
+    );
     wait_inbox(s, 5);
     run_once(s, &cfg);
 
     let tickets = tickets_json(s, &cfg);
     assert_eq!(tickets.len(), 2, "{tickets:?}");
-    let accepted = tickets.iter().find(|t| t["sender"] == "t.ivanova@sev.gov.ru").unwrap();
+    let accepted = tickets
+        .iter()
+        .find(|t| t["sender"] == "t.ivanova@sev.gov.ru")
+        .unwrap();
     assert_eq!(accepted["status"], "new");
     assert_eq!(accepted["fields"]["applicant"]["phone"], "+78692551234");
-    let incomplete = tickets.iter().find(|t| t["sender"] == "p.petrov@sev.gov.ru").unwrap();
+    let incomplete = tickets
+        .iter()
+        .find(|t| t["sender"] == "p.petrov@sev.gov.ru")
+        .unwrap();
     assert_eq!(incomplete["status"], "feedback");
 
     // Every decision's folder; the inbox is empty.
@@ -127,10 +168,16 @@ fn full_path_every_folder_no_duplicates(s: &Servers) {
     .expect("reply delivered");
     assert_eq!(replies.len(), 1);
     let r = &replies[0];
-    assert!(subject(r).starts_with(&format!("[Заявка #{id}]")), "{}", subject(r));
+    assert!(
+        subject(r).starts_with(&format!("[Заявка #{id}]")),
+        "{}",
+        subject(r)
+    );
     assert_eq!(header(r, "Auto-Submitted").as_deref(), Some("auto-replied"));
     assert_eq!(header(r, "Return-Path").as_deref(), Some("<>"));
-    assert!(header(r, "In-Reply-To").unwrap().contains("@test.sev.gov.ru"));
+    assert!(header(r, "In-Reply-To")
+        .unwrap()
+        .contains("@test.sev.gov.ru"));
     assert!(body_text(r).contains(&format!("{id}")));
 
     // incomplete → reply listing what is missing; reject → reply, no ticket.
@@ -145,7 +192,11 @@ fn full_path_every_folder_no_duplicates(s: &Servers) {
         .iter()
         .find(|r| subject(r).contains(&format!("[Заявка #{inc_id}]")))
         .expect("incomplete reply");
-    assert!(body_text(inc).to_lowercase().contains("телефон"), "{}", body_text(inc));
+    assert!(
+        body_text(inc).to_lowercase().contains("телефон"),
+        "{}",
+        body_text(inc)
+    );
     // filter and ignore: no reply ever.
     assert!(replies_to(s, "user@example.com").is_empty());
     assert!(replies_to(s, "robot@sev.gov.ru").is_empty());
@@ -158,23 +209,42 @@ fn full_path_every_folder_no_duplicates(s: &Servers) {
     assert_eq!(replies_to(s, "p.petrov@sev.gov.ru").len(), 2);
 
     // ticket show and attachment work on the stored data.
-    let out = mailintake(s, &["ticket", "show", &id.to_string(), "--config", cfg.to_str().unwrap()]);
+    let out = mailintake(
+        s,
+        &[
+            "ticket",
+            "show",
+            &id.to_string(),
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("Новая") && text.contains("Переписка"), "{text}");
+    assert!(
+        text.contains("Новая") && text.contains("Переписка"),
+        "{text}"
+    );
 }
 
 fn followup_completes_feedback_ticket(s: &Servers) {
     reset_mailboxes(s);
     let work = tempfile::tempdir().unwrap();
     let cfg = s.config(work.path(), "");
-    s.send("p.petrov@sev.gov.ru", "help@sevmiac.ru", &mail("p.petrov@sev.gov.ru", "Ошибка в отчёте", PARTIAL_FORM, ""));
+    s.send(
+        "p.petrov@sev.gov.ru",
+        "help@sevmiac.ru",
+        &mail("p.petrov@sev.gov.ru", "Ошибка в отчёте", PARTIAL_FORM, ""),
+    );
     wait_inbox(s, 1);
     run_once(s, &cfg);
     let t = tickets_json(s, &cfg);
     assert_eq!(t.len(), 1);
     assert_eq!(t[0]["status"], "feedback");
     let id = t[0]["id"].as_i64().unwrap();
-    let first = wait_for(20, || replies_to(s, "p.petrov@sev.gov.ru").into_iter().next()).expect("reply");
+    let first = wait_for(20, || {
+        replies_to(s, "p.petrov@sev.gov.ru").into_iter().next()
+    })
+    .expect("reply");
     let reply_id = header(&first, "Message-ID").unwrap();
 
     // The sender answers keeping the tag and adds the phone.
@@ -183,7 +253,12 @@ fn followup_completes_feedback_ticket(s: &Servers) {
     s.send(
         "p.petrov@sev.gov.ru",
         "help@sevmiac.ru",
-        &mail("p.petrov@sev.gov.ru", &format!("Re: [Заявка #{id}] Ошибка в отчёте"), body, &extra),
+        &mail(
+            "p.petrov@sev.gov.ru",
+            &format!("Re: [Заявка #{id}] Ошибка в отчёте"),
+            body,
+            &extra,
+        ),
     );
     wait_inbox(s, 1);
     run_once(s, &cfg);
@@ -196,18 +271,35 @@ fn followup_completes_feedback_ticket(s: &Servers) {
         (r.len() >= 2).then_some(r)
     })
     .expect("confirmation after completion");
-    assert!(replies.iter().all(|r| subject(r).contains(&format!("[Заявка #{id}]"))));
+    assert!(replies
+        .iter()
+        .all(|r| subject(r).contains(&format!("[Заявка #{id}]"))));
 
     // A tag naming no ticket of ours is a new mail.
     s.send(
         "p.petrov@sev.gov.ru",
         "help@sevmiac.ru",
-        &mail("p.petrov@sev.gov.ru", "Re: [Заявка #9999] Другая проблема", FULL_FORM, ""),
+        &mail(
+            "p.petrov@sev.gov.ru",
+            "Re: [Заявка #9999] Другая проблема",
+            FULL_FORM,
+            "",
+        ),
     );
     wait_inbox(s, 1);
     run_once(s, &cfg);
     assert_eq!(tickets_json(s, &cfg).len(), 2);
-    let out = mailintake(s, &["ticket", "show", &id.to_string(), "--json", "--config", cfg.to_str().unwrap()]);
+    let out = mailintake(
+        s,
+        &[
+            "ticket",
+            "show",
+            &id.to_string(),
+            "--json",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let dirs: Vec<&str> = v["correspondence"]
         .as_array()
@@ -233,16 +325,31 @@ fn no_reply_to_automatic_mail(s: &Servers) {
         "Return-Path: <>\r\n",
     ];
     for h in triggers {
-        s.send("t.ivanova@sev.gov.ru", "help@sevmiac.ru", &mail("t.ivanova@sev.gov.ru", "Автоответ", FULL_FORM, h));
+        s.send(
+            "t.ivanova@sev.gov.ru",
+            "help@sevmiac.ru",
+            &mail("t.ivanova@sev.gov.ru", "Автоответ", FULL_FORM, h),
+        );
     }
-    s.send("t.ivanova@sev.gov.ru", "help@sevmiac.ru", &mail("MAILER-DAEMON@sev.gov.ru", "Undelivered", "bounce", ""));
-    s.send("t.ivanova@sev.gov.ru", "help@sevmiac.ru", &mail("noreply@sev.gov.ru", "Рассылка", "news", ""));
+    s.send(
+        "t.ivanova@sev.gov.ru",
+        "help@sevmiac.ru",
+        &mail("MAILER-DAEMON@sev.gov.ru", "Undelivered", "bounce", ""),
+    );
+    s.send(
+        "t.ivanova@sev.gov.ru",
+        "help@sevmiac.ru",
+        &mail("noreply@sev.gov.ru", "Рассылка", "news", ""),
+    );
     wait_inbox(s, 10);
     run_once(s, &cfg);
     assert_eq!(maildir(s, "help@sevmiac.ru", "Ignored").len(), 10);
     assert!(tickets_json(s, &cfg).is_empty());
     std::thread::sleep(Duration::from_secs(2));
-    assert!(replies_to(s, "t.ivanova@sev.gov.ru").is_empty(), "an automatic mail was answered");
+    assert!(
+        replies_to(s, "t.ivanova@sev.gov.ru").is_empty(),
+        "an automatic mail was answered"
+    );
 }
 
 fn survives_imap_restart_and_stops_on_sigterm(s: &Servers) {
@@ -252,25 +359,53 @@ fn survives_imap_restart_and_stops_on_sigterm(s: &Servers) {
     let log = work.path().join("daemon.log");
     let mut child = spawn_daemon(s, &cfg, &log);
     for i in 0..3 {
-        s.send("t.ivanova@sev.gov.ru", "help@sevmiac.ru", &mail("t.ivanova@sev.gov.ru", &format!("До перезапуска {i}"), FULL_FORM, ""));
+        s.send(
+            "t.ivanova@sev.gov.ru",
+            "help@sevmiac.ru",
+            &mail(
+                "t.ivanova@sev.gov.ru",
+                &format!("До перезапуска {i}"),
+                FULL_FORM,
+                "",
+            ),
+        );
     }
-    wait_for(30, || (tickets_json(s, &cfg).len() == 3).then_some(())).expect("3 tickets before restart");
+    wait_for(30, || (tickets_json(s, &cfg).len() == 3).then_some(()))
+        .expect("3 tickets before restart");
     s.script(&["restart-imap"]);
     for i in 0..3 {
-        s.send("t.ivanova@sev.gov.ru", "help@sevmiac.ru", &mail("t.ivanova@sev.gov.ru", &format!("После перезапуска {i}"), FULL_FORM, ""));
+        s.send(
+            "t.ivanova@sev.gov.ru",
+            "help@sevmiac.ru",
+            &mail(
+                "t.ivanova@sev.gov.ru",
+                &format!("После перезапуска {i}"),
+                FULL_FORM,
+                "",
+            ),
+        );
     }
     let ok = wait_for(60, || (tickets_json(s, &cfg).len() == 6).then_some(()));
     let logtext = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(ok.is_some(), "mail after the IMAP restart was not processed; log:\n{logtext}");
-    wait_for(30, || (replies_to(s, "t.ivanova@sev.gov.ru").len() == 6).then_some(()))
-        .expect("six replies");
+    assert!(
+        ok.is_some(),
+        "mail after the IMAP restart was not processed; log:\n{logtext}"
+    );
+    wait_for(30, || {
+        (replies_to(s, "t.ivanova@sev.gov.ru").len() == 6).then_some(())
+    })
+    .expect("six replies");
     // SIGTERM: stops within 5 s.
     let t = Instant::now();
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }
     let status = wait_for(10, || child.try_wait().ok().flatten()).expect("daemon exits on SIGTERM");
-    assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
     assert!(status.success(), "exit status {status:?}");
     assert_eq!(inbox_from_senders(s), 0);
 }

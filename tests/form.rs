@@ -134,6 +134,105 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
+        name: "web_mail_form_with_parenthesised_login_and_birth_year",
+        body: "Добрый день!\nПрошу помочь. При записи пациента выходит ошибка.\nДанные о заявителе: Петренко Анна Сергеевна, врач-педиатр участковый, ГБУЗС \"Городская детская больница\", моб. 8978-111-22-33\nПользователь: Петренко А.С. (petrenko_as)\nПациент: Ковалёв Д.И., 2015 г.р., карта 4578/15\nШаги: \n1) Открыть АРМ врача\n2) Выбрать пациента\n3) Нажать \"Записать\"\nОшибка: \"Не найден шаблон\"\nВлияние: Большое\nПриоритет: Высокий",
+        want: &[
+            ("applicant.full_name", "Петренко Анна Сергеевна"),
+            ("applicant.position", "врач-педиатр участковый"),
+            ("applicant.organization", "ГБУЗС \"Городская детская больница\""),
+            ("applicant.phone", "+79781112233"),
+            ("user.full_name", "Петренко А.С."),
+            ("user.login", "petrenko_as"),
+            ("patient.name", "Ковалёв Д.И."),
+            ("patient.card", "4578/15"),
+            (
+                "steps",
+                "1) Открыть АРМ врача\n2) Выбрать пациента\n3) Нажать \"Записать\"",
+            ),
+            ("error_text", "\"Не найден шаблон\""),
+            ("impact", "Большое"),
+            ("priority", "Высокий"),
+        ],
+    },
+    Case {
+        name: "applicant_line_organisation_first",
+        body: "Данные о заявителе: ГБУЗС «Городская больница №1», медсестра, Иванова Т.А., 55-12-34",
+        want: &[
+            ("applicant.full_name", "Иванова Т.А."),
+            ("applicant.position", "медсестра"),
+            ("applicant.organization", "ГБУЗС «Городская больница №1»"),
+            ("applicant.phone", "+78692551234"),
+        ],
+    },
+    Case {
+        name: "applicant_line_separated_by_dashes",
+        body: "Данные о заявителе – Иванова Т.А. – медсестра – ГБУЗС ГБ №1 – 55-12-34",
+        want: &[
+            ("applicant.full_name", "Иванова Т.А."),
+            ("applicant.position", "медсестра"),
+            ("applicant.organization", "ГБУЗС ГБ №1"),
+            ("applicant.phone", "+78692551234"),
+        ],
+    },
+    Case {
+        name: "applicant_line_two_phones_with_notes",
+        body: "Данные о заявителе: Иванова Т.А., медсестра, ГБУЗС «ГБ №1», 8 978 123 45 67 (мобильный), +7 (8692) 55-12-34 доб. 2",
+        want: &[
+            ("applicant.full_name", "Иванова Т.А."),
+            ("applicant.position", "медсестра"),
+            ("applicant.organization", "ГБУЗС «ГБ №1»"),
+            ("applicant.phone", "+79781234567"),
+        ],
+    },
+    Case {
+        name: "applicant_line_initials_first_and_six_digit_phone",
+        body: "Данные о заявителе: Т.А. Иванова, медсестра процедурного кабинета, ГБУЗС ГБ №1, 556677",
+        want: &[
+            ("applicant.full_name", "Т.А. Иванова"),
+            ("applicant.position", "медсестра процедурного кабинета"),
+            ("applicant.organization", "ГБУЗС ГБ №1"),
+            ("applicant.phone", "+78692556677"),
+        ],
+    },
+    Case {
+        name: "patient_name_stops_at_digits_and_emk_card",
+        body: "Данные пациента: ИВАНОВ ИВАН ИВАНОВИЧ 01.01.1950 г.р. № ЭМК 123-456",
+        want: &[
+            ("patient.name", "ИВАНОВ ИВАН ИВАНОВИЧ"),
+            ("patient.card", "123-456"),
+        ],
+    },
+    Case {
+        name: "card_label_without_digits_is_absent",
+        body: "№ карты: не заведена\nЛогин: SEV\\petrov",
+        want: &[("user.login", "SEV\\petrov"), ("labels", "2")],
+    },
+    Case {
+        name: "sub_labels_with_tabs_in_capitals",
+        body: "ДАННЫЕ О ЗАЯВИТЕЛЕ\nФИО:\tИванова Т.А.\nДОЛЖНОСТЬ:\tмедсестра\nМО:\tГБУЗС ГБ №1\nТЕЛЕФОН:\t55-12-34\nПОСЛЕДОВАТЕЛЬНОСТЬ ВЫПОЛНЯЕМЫХ ДЕЙСТВИЙ:\tРегистратура → Расписание",
+        want: &[
+            ("applicant.full_name", "Иванова Т.А."),
+            ("applicant.position", "медсестра"),
+            ("applicant.organization", "ГБУЗС ГБ №1"),
+            ("applicant.phone", "+78692551234"),
+            ("steps", "Регистратура → Расписание"),
+        ],
+    },
+    Case {
+        name: "signature_with_labelled_phone_is_not_a_form",
+        body: "Во вложении заявка.\n\nС уважением,\nИванова Т.А.\nДолжность: медсестра\nТел.: 8 (8692) 55-12-34",
+        want: &[("labels", "0")],
+    },
+    Case {
+        name: "form_kept_in_the_signature_is_read",
+        body: "Не печатается талон.\n\nС уважением,\nДанные о заявителе:\nФИО: Иванова Т.А.\nМО: ГБУЗС «ГБ №1»\nТел.: 55-12-34",
+        want: &[
+            ("applicant.full_name", "Иванова Т.А."),
+            ("applicant.organization", "ГБУЗС «ГБ №1»"),
+            ("applicant.phone", "+78692551234"),
+        ],
+    },
+    Case {
         name: "label_alone_then_numbered_steps",
         body: "Последовательность выполняемых действий:\n1. Открыть «Регистратура».   \n2. Выбрать «Расписание стандартное».\n3. Записать пациента к врачу-логопеду.\n\nОписание ошибки:\nШаблона посещения для данной услуги не существует\n",
         want: &[
@@ -146,11 +245,54 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "multiline_error_keeps_inner_blank_line_once",
-        body: "Текст ошибки: Exception in module Registry\n   at Schedule.Save()\n\n\n\n   at Form.Submit()\nСкриншоты: во вложении",
+        body: "Текст ошибки:\nException in module Registry\n   at Schedule.Save()\n\n\n\n   at Form.Submit()\nСкриншоты: во вложении",
         want: &[(
             "error_text",
             "Exception in module Registry\n   at Schedule.Save()\n\n   at Form.Submit()",
         )],
+    },
+    Case {
+        name: "inline_value_ends_at_blank_line_before_a_remark",
+        body: "Описание ошибки: Пользователь не имеет прав на выполнение операции\n  (код 403)\n\nВидео во вложении.\n\n--\nОтправлено из мобильной Почты Mail.ru",
+        want: &[(
+            "error_text",
+            "Пользователь не имеет прав на выполнение операции\n  (код 403)",
+        )],
+    },
+    Case {
+        name: "format_flowed_soft_breaks_are_joined",
+        body: "Данные о заявителе: Кравченко Елена Николаевна, медицинский \r\nрегистратор, ГБУЗС «Центральная городская больница», 8 (8692) 54-32-10\r\nДанные пациента: Лысенко Г.Н., ЦГБ-017734\r\nПоследовательность выполняемых действий: ЭМК пациента → Протокол \r\nосмотра → Подписать ЭП → Выбрать сертификат руководителя → Нажать \r\n«Подписать и отправить в РЭМД»\r\nОписание ошибки: Ошибка при подписании ЭМД: сертификат не найден в \r\nхранилище «Личное» текущего пользователя\r\n2. второй пункт\r\n",
+        want: &[
+            ("applicant.full_name", "Кравченко Елена Николаевна"),
+            ("applicant.position", "медицинский регистратор"),
+            ("applicant.organization", "ГБУЗС «Центральная городская больница»"),
+            ("applicant.phone", "+78692543210"),
+            ("patient.name", "Лысенко Г.Н."),
+            ("patient.card", "ЦГБ-017734"),
+            (
+                "steps",
+                "ЭМК пациента → Протокол осмотра → Подписать ЭП → Выбрать сертификат руководителя → Нажать «Подписать и отправить в РЭМД»",
+            ),
+            (
+                "error_text",
+                "Ошибка при подписании ЭМД: сертификат не найден в хранилище «Личное» текущего пользователя\n2. второй пункт",
+            ),
+        ],
+    },
+    Case {
+        name: "regulation_wording_of_sub_labels",
+        body: "Данные о заявителе:\r\nФИО: Шевченко Наталья Владимировна\r\nДолжность обратившегося: заведующая регистратурой\r\nНаименование МО пользователя: ГБУЗС «Городская больница №6»\r\nКонтактный номер телефона: +7 (8692) 53-00-17\r\nФИО пользователя: Ковальчук Виктор Петрович\r\nЛогин, под которым воспроизводится ошибка: kovalchuk_vp\r\nФамилия, инициалы пациента: Андреева М.К.\r\n№ карты: 98114\r\nОписание ошибки: Нет доступных слотов для записи\r\n",
+        want: &[
+            ("applicant.full_name", "Шевченко Наталья Владимировна"),
+            ("applicant.position", "заведующая регистратурой"),
+            ("applicant.organization", "ГБУЗС «Городская больница №6»"),
+            ("applicant.phone", "+78692530017"),
+            ("user.full_name", "Ковальчук Виктор Петрович"),
+            ("user.login", "kovalchuk_vp"),
+            ("patient.name", "Андреева М.К."),
+            ("patient.card", "98114"),
+            ("error_text", "Нет доступных слотов для записи"),
+        ],
     },
     Case {
         name: "sub_labels_under_headings",
@@ -274,6 +416,24 @@ const CASES: &[Case] = &[
                 "1. Регистратура\n2. Расписание стандартное\n3. При записи пациента к врачу-логопеду выходит ошибка \"Шаблона посещения для данной услуги не существует\"",
             ),
             ("error_text", "Текст\n\nвторой абзац"),
+        ],
+    },
+    Case {
+        name: "html2text_three_column_table_narrow_with_quoted_header_below",
+        body: "Добрый день. Заявка:\n\n─┬──────────────────┬───────────────────────────────────────────────────────────\n№│Поле              │Значение                                                   \n─┼──────────────────┼───────────────────────────────────────────────────────────\n1│Данные о заявителе│Иванова Татьяна Александровна, медицинская сестра, ГБУЗС   \n │                  │«Городская больница № 9», поликлиническое отделение, +7 978\n │                  │123-45-67                                                  \n─┼──────────────────┼───────────────────────────────────────────────────────────\n2│ФИО пользователя, │Петров Пётр Петрович                                       \n │логин             │ppetrov                                                    \n─┼──────────────────┼───────────────────────────────────────────────────────────\n3│Данные пациента   │нет                                                        \n─┼──────────────────┼───────────────────────────────────────────────────────────\n4│Последовательность│1. Регистратура                                            \n │выполняемых       │2. Расписание                                              \n │действий          │                                                           \n─┼──────────────────┼───────────────────────────────────────────────────────────\n5│Описание ошибки   │Ошибка соединения с сервером                               \n─┴──────────────────┴───────────────────────────────────────────────────────────\n**От:** help@sevmiac.ru\n**Отправлено:** 25 ноября 2026 г. 9:00\nДанные пациента: Старый С.С.\n\n",
+        want: &[
+            ("applicant.full_name", "Иванова Татьяна Александровна"),
+            ("applicant.position", "медицинская сестра"),
+            (
+                "applicant.organization",
+                "ГБУЗС «Городская больница № 9», поликлиническое отделение",
+            ),
+            ("applicant.phone", "+79781234567"),
+            ("user.full_name", "Петров Пётр Петрович"),
+            ("user.login", "ppetrov"),
+            ("steps", "1. Регистратура\n2. Расписание"),
+            ("error_text", "Ошибка соединения с сервером"),
+            ("labels", "5"),
         ],
     },
     Case {
@@ -498,6 +658,21 @@ const CASES: &[Case] = &[
         name: "sentence_starting_with_a_label_word_is_not_a_label",
         body: "Ошибка возникает при записи пациента к врачу.\nПользователь не может войти в систему.\nТелефон не отвечает.",
         want: &[("labels", "0")],
+    },
+    Case {
+        name: "hyphenated_word_is_not_label_and_dash",
+        body: "Карта-схема отделения не открывается.\nДействия-то выполнены верно.",
+        want: &[("labels", "0")],
+    },
+    Case {
+        name: "hyphen_separators_with_spaces",
+        body: "ФИО -Петрова А.А.\nДолжность- регистратор\nМО -\nЛогин - petrova",
+        want: &[
+            ("applicant.full_name", "Петрова А.А."),
+            ("applicant.position", "регистратор"),
+            ("user.login", "petrova"),
+            ("labels", "4"),
+        ],
     },
     Case {
         name: "impact_and_priority_lines",
@@ -977,20 +1152,4 @@ fn one_megabyte_inputs_return_fast() {
     big.push_str(&"\nпросто текст".repeat(mb / 24));
     let p = parse_form(&big, rules());
     assert_eq!(p.fields.applicant.phone.as_deref(), Some("+78692551234"));
-}
-
-#[test]
-#[ignore]
-fn scratch() {
-    let path = std::env::var("SCRATCH").unwrap();
-    let text = std::fs::read_to_string(path).unwrap();
-    for body in text.split("\n=====\n") {
-        let p = parse_form(body, rules());
-        println!("---------\n{body}\n>>> labels={} impact={:?} priority={:?}", p.labels_found, p.impact_raw, p.priority_raw);
-        for n in FormFields::NAMES {
-            if let Some(v) = p.fields.get(n) {
-                println!("  {n} = {v:?}");
-            }
-        }
-    }
 }

@@ -111,8 +111,14 @@ fn fixtures_match_expected_verdicts() {
 
 #[test]
 fn subset_semantics() {
-    let a: Value = serde_json::json!({"d": "x", "r": [{"code": "a", "detail": "1"}, {"code": "b"}]});
-    assert!(subset(&serde_json::json!({"r": [{"code": "b"}, {"code": "a"}]}), &a, "").is_ok());
+    let a: Value =
+        serde_json::json!({"d": "x", "r": [{"code": "a", "detail": "1"}, {"code": "b"}]});
+    assert!(subset(
+        &serde_json::json!({"r": [{"code": "b"}, {"code": "a"}]}),
+        &a,
+        ""
+    )
+    .is_ok());
     assert!(subset(&serde_json::json!({"r": [{"code": "b"}]}), &a, "").is_err());
     assert!(subset(&serde_json::json!({"d": "y"}), &a, "").is_err());
     assert!(subset(&serde_json::json!({"z": null}), &a, "").is_err());

@@ -18,7 +18,10 @@ fn fixtures() -> Vec<PathBuf> {
         }
     }
     let mut out = Vec::new();
-    walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures"), &mut out);
+    walk(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures"),
+        &mut out,
+    );
     out.sort();
     out
 }
@@ -62,7 +65,13 @@ fn truncated_and_garbled_fixtures_get_a_verdict() {
             }
         }
     }
-    for junk in [&b""[..], b"\0\0\0", b"From:\r\n\r\n", b"\r\n\r\n\r\n", b"Content-Type: multipart/mixed; boundary=\"\"\r\n\r\n--\r\n"] {
+    for junk in [
+        &b""[..],
+        b"\0\0\0",
+        b"From:\r\n\r\n",
+        b"\r\n\r\n\r\n",
+        b"Content-Type: multipart/mixed; boundary=\"\"\r\n\r\n--\r\n",
+    ] {
         let _ = evaluate(junk, &rules);
         judged += 1;
     }

@@ -69,7 +69,11 @@ impl Servers {
         std::fs::write(&file, raw).unwrap();
         let out = Command::new("swaks")
             .args(["-S", "--server"])
-            .arg(format!("{}:{}", self.get("SMTP_HOST"), self.get("SMTP_PORT")))
+            .arg(format!(
+                "{}:{}",
+                self.get("SMTP_HOST"),
+                self.get("SMTP_PORT")
+            ))
             .args(["--from", from, "--to", to, "--data"])
             .arg(format!("@{}", file.display()))
             .output()
@@ -240,8 +244,15 @@ pub const FULL_FORM: &str = "Данные о заявителе: Иванова 
 pub const PARTIAL_FORM: &str = "Данные о заявителе: Иванова Татьяна Александровна, медицинская сестра, ГБУЗС «Городская больница №1»\r\nОписание ошибки: Не открывается расписание\r\n";
 
 pub fn tickets_json(servers: &Servers, config: &Path) -> Vec<serde_json::Value> {
-    let out = mailintake(servers, &["tickets", "--json", "--config", config.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = mailintake(
+        servers,
+        &["tickets", "--json", "--config", config.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

@@ -92,6 +92,17 @@ release_all_ports() { # every claim that points to $D
     ) 8>>"$REG/.lock"
 }
 
+gc_port_claims() { # drop claims whose set-up directory is gone
+    [[ -d $REG ]] || return 0
+    (
+        flock -w 10 8 || exit 0
+        for f in "$REG"/[0-9]*; do
+            [[ -L $f && ! -d $(readlink "$f") ]] && rm -f "$f"
+        done
+        exit 0
+    ) 8>>"$REG/.lock"
+}
+
 port_owner() { readlink "$REG/$1" 2>/dev/null || echo "another program"; }
 
 # Pick and claim a random free port outside the kernel's ephemeral range (so
@@ -129,7 +140,9 @@ use_port() {
         fi
         if claim_port "$cur" && ! port_listening "$cur"; then return 0; fi
     fi
-    printf -v "$name" '%s' "$(pick_port "$@")"
+    local v
+    v=$(pick_port "$@") || exit 1
+    printf -v "$name" '%s' "$v"
 }
 
 # wait_banner PORT REGEX: wait (bounded) until a connection to 127.0.0.1:PORT
@@ -380,8 +393,11 @@ ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_username_format = %Lu
-# A wrong password is answered at once (default: 2 s delay).
+# A wrong password is answered at once: no auth_failure_delay (default 2 s)
+# and, for trusted networks, no anvil "auth penalty" (up to 15 s per IP
+# after repeated failures).
 auth_failure_delay = 0
+login_trusted_networks = 127.0.0.0/8
 
 default_login_user = dovenull
 default_internal_user = dovecot
@@ -759,12 +775,12 @@ check_traversable() {
     local p=$D
     while [[ $p != / && -n $p ]]; do
         p=$(dirname "$p")
-        if [[ -d $p ]] && ! sudo_test_x "$p"; then
+        if [[ -d $p ]] && ! other_can_search "$p"; then
             die "parent directory $p is not searchable by other users (mode $(stat -c %a "$p")); Postfix/Dovecot processes running as postfix/mail/dovenull could not reach $D. Use a DIR under /tmp (e.g. mktemp -d) or chmod o+x $p"
         fi
     done
 }
-sudo_test_x() { # other-execute bit set?
+other_can_search() { # other-execute bit set?
     local m
     m=$(stat -c %a "$1")
     (( (8#$m & 1) == 1 ))
@@ -775,14 +791,18 @@ sudo_test_x() { # other-execute bit set?
 cmd_start() {
     set_paths "${1:-}"
     preflight
+    # Dovecot's unix sockets live under DIR/run/ (up to ~30 more characters)
+    # and a socket path must fit in 107 bytes.
+    ((${#D} <= 70)) || die "DIR path is too long (${#D} > 70 characters) for Dovecot's unix sockets: $D"
+    check_traversable
     mkdir -p "$D"
     chmod 0755 "$D"
-    check_traversable
     lock_dir
 
     if dovecot_running || postfix_running; then
         die "$D: servers are already running (use '$PROG stop $D' first)"
     fi
+    gc_port_claims
     # A failed first start gives its port claims back.
     [[ -f $ENVF ]] || trap '[[ $? == 0 || -f $ENVF ]] || release_all_ports' EXIT
 

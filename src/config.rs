@@ -275,8 +275,14 @@ impl Config {
             }
         }
         for (sec, host) in [
-            ("imap", (&cfg.imap.host, cfg.imap.security == Security::None)),
-            ("smtp", (&cfg.smtp.host, cfg.smtp.security == SmtpSecurity::None)),
+            (
+                "imap",
+                (&cfg.imap.host, cfg.imap.security == Security::None),
+            ),
+            (
+                "smtp",
+                (&cfg.smtp.host, cfg.smtp.security == SmtpSecurity::None),
+            ),
         ] {
             if host.1 && !is_loopback(host.0) {
                 return Err(file

@@ -78,7 +78,8 @@ impl Daemon {
     }
 
     pub fn open_store(&self) -> Result<Store, String> {
-        Store::open(&self.cfg.store.path).map_err(|e| format!("{}: {e}", self.cfg.store.path.display()))
+        Store::open(&self.cfg.store.path)
+            .map_err(|e| format!("{}: {e}", self.cfg.store.path.display()))
     }
 
     /// Reload rules and templates; an invalid set is refused and the old one stays in force.
@@ -92,7 +93,13 @@ impl Daemon {
         let mut conn = ImapConn::connect(settings).await?;
         let uidvalidity = conn.select(&self.cfg.imap.mailbox).await?;
         let f = &self.cfg.imap.folders;
-        for folder in [&f.processed, &f.rejected, &f.filtered, &f.ignored, &f.replies] {
+        for folder in [
+            &f.processed,
+            &f.rejected,
+            &f.filtered,
+            &f.ignored,
+            &f.replies,
+        ] {
             conn.ensure_folder(folder).await?;
         }
         // ensure_folder may have used other commands; keep the intake mailbox selected.
@@ -112,7 +119,11 @@ impl Daemon {
         let list = conn.list().await?;
         let mailbox = self.cfg.imap.mailbox.clone();
         for info in list {
-            if info.flags.iter().any(|f| f == &self.cfg.imap.folders.keyword) {
+            if info
+                .flags
+                .iter()
+                .any(|f| f == &self.cfg.imap.folders.keyword)
+            {
                 continue; // set aside by keyword on a server without MOVE/UIDPLUS
             }
             stats.seen += 1;
@@ -132,7 +143,10 @@ impl Daemon {
                         .internal_date
                         .and_then(|t| Timestamp::from_second(t).ok())
                         .unwrap_or_else(Timestamp::now);
-                    match self.process_one(conn, store, uidvalidity, info.uid, info.size, arrived).await? {
+                    match self
+                        .process_one(conn, store, uidvalidity, info.uid, info.size, arrived)
+                        .await?
+                    {
                         Some(r) => {
                             stats.recorded += 1;
                             r
@@ -265,7 +279,10 @@ impl Daemon {
                         .filter(|r| r.code != Code::FieldsMissing)
                         .map(|r| r.detail.clone())
                         .collect(),
-                    v.missing.iter().map(|m| form.describe(m).to_string()).collect(),
+                    v.missing
+                        .iter()
+                        .map(|m| form.describe(m).to_string())
+                        .collect(),
                     Some("Обратная связь"),
                 ),
                 ReplyWanted::Reject => (
@@ -393,14 +410,25 @@ impl Daemon {
             } else {
                 let attempted: Option<String> = store
                     .conn()
-                    .query_row("SELECT next_attempt_at FROM outbox WHERE id = ?1", [item.id], |r| r.get(0))
+                    .query_row(
+                        "SELECT next_attempt_at FROM outbox WHERE id = ?1",
+                        [item.id],
+                        |r| r.get(0),
+                    )
                     .ok();
                 let attempted: Timestamp = attempted
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(Timestamp::UNIX_EPOCH);
                 if now.duration_since(attempted).as_secs() >= self.cfg.smtp.confirm_seconds as i64 {
-                    let _ = store.mark_retry(item.id, "interrupted while sending; no copy arrived", now);
-                    tracing::warn!(outbox = item.id, "reply interrupted by a restart; sending again");
+                    let _ = store.mark_retry(
+                        item.id,
+                        "interrupted while sending; no copy arrived",
+                        now,
+                    );
+                    tracing::warn!(
+                        outbox = item.id,
+                        "reply interrupted by a restart; sending again"
+                    );
                 }
             }
         }
@@ -419,7 +447,8 @@ impl Daemon {
         self.send_due(&mut store, &mailer).await;
         // Copies of what was just sent arrive in the mailbox; one more short pass records them
         // so that a following run starts clean.
-        let deadline = std::time::Instant::now() + Duration::from_secs(self.cfg.smtp.confirm_seconds.min(10));
+        let deadline =
+            std::time::Instant::now() + Duration::from_secs(self.cfg.smtp.confirm_seconds.min(10));
         while store.count_outbox("sending").unwrap_or(0) > 0 || self.copies_pending(&store) {
             if std::time::Instant::now() > deadline {
                 break;
@@ -496,7 +525,12 @@ impl Daemon {
             loop {
                 match self.intake_pass(&mut conn, uidvalidity, &mut store).await {
                     Ok(s) if s.recorded > 0 || s.errors > 0 => {
-                        tracing::info!(recorded = s.recorded, set_aside = s.set_aside, errors = s.errors, "intake pass")
+                        tracing::info!(
+                            recorded = s.recorded,
+                            set_aside = s.set_aside,
+                            errors = s.errors,
+                            "intake pass"
+                        )
                     }
                     Ok(_) => {}
                     Err(e) => {
@@ -530,9 +564,15 @@ impl Daemon {
 fn log_outcome(uid: u32, mail_id: i64, v: &Verdict, outcome: &Outcome) {
     let codes: Vec<&str> = v.reasons.iter().map(|r| r.code.as_str()).collect();
     match outcome {
-        Outcome::NewTicket { ticket, status } => tracing::info!(uid, mail_id, ticket, status = status.as_str(), reasons = ?codes, "ticket created"),
-        Outcome::Followup { ticket, completed } => tracing::info!(uid, mail_id, ticket, completed, "follow-up added"),
-        other => tracing::info!(uid, mail_id, outcome = ?other, decision = v.decision.as_str(), reasons = ?codes, "mail recorded"),
+        Outcome::NewTicket { ticket, status } => {
+            tracing::info!(uid, mail_id, ticket, status = status.as_str(), reasons = ?codes, "ticket created")
+        }
+        Outcome::Followup { ticket, completed } => {
+            tracing::info!(uid, mail_id, ticket, completed, "follow-up added")
+        }
+        other => {
+            tracing::info!(uid, mail_id, outcome = ?other, decision = v.decision.as_str(), reasons = ?codes, "mail recorded")
+        }
     }
 }
 

@@ -8,11 +8,21 @@
 //! - [`attach`]: one attachment classified by name and content; archives listed and checked.
 //! - [`rules`]: rule files read, validated and compiled into a `RuleSet`.
 //! - [`check`]: the `check` command — paths in, JSON Lines out.
+//! - [`config`]: the daemon's TOML configuration, validated.
+//! - [`imap`]: the mailbox edge — async-imap over tokio/rustls, IDLE, MOVE and its fallbacks.
+//! - [`smtp`]: the sending edge — lettre over tokio/rustls; 4xx/5xx told apart.
+//! - [`replies`]: the reply texts (templates in `rules/replies/`).
+//! - [`store`]: SQLite — the ledger of every mail, tickets, correspondence, events, the outbox.
+//! - [`daemon`]: the glue — intake passes, the outbox sender, reconnects and shutdown.
+//! - [`tickets`]: read-side views for `tickets` and `ticket show|attachment`.
 
 pub mod attach;
 pub mod check;
+pub mod config;
+pub mod daemon;
 pub mod engine;
 pub mod form;
+pub mod imap;
 pub mod message;
 pub mod replies;
 pub mod rules;

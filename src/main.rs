@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use mailintake::check;
+use mailintake::config::Config;
+use mailintake::daemon::Daemon;
 use mailintake::rules::RuleSet;
+use mailintake::store::{Status, Store};
+use mailintake::tickets;
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +45,48 @@ enum Command {
         #[command(subcommand)]
         action: RulesAction,
     },
+    /// The daemon: watch the mailbox, create tickets, send replies.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+        /// Process what is in the mailbox, send what is due, and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// List tickets, one per line.
+    Tickets {
+        #[arg(long)]
+        config: PathBuf,
+        /// Only tickets in this status (new, assigned, in_progress, feedback, resolved, closed).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One ticket: show it, or get an attachment's bytes.
+    Ticket {
+        #[command(subcommand)]
+        action: TicketAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum TicketAction {
+    /// The ticket with its fields, correspondence, attachments and history.
+    Show {
+        id: i64,
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write an attachment's bytes to stdout.
+    Attachment {
+        id: i64,
+        name: String,
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -52,9 +98,148 @@ enum RulesAction {
     },
 }
 
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("mailintake: {msg}");
+    ExitCode::from(2)
+}
+
+fn load_config(path: &std::path::Path) -> Result<Config, String> {
+    Config::load(path)
+}
+
+fn open_store(path: &std::path::Path) -> Result<Store, String> {
+    let cfg = load_config(path)?;
+    Store::open(&cfg.store.path).map_err(|e| format!("{}: {e}", cfg.store.path.display()))
+}
+
+fn init_logs(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MAILINTAKE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cfg.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn run_daemon(config: PathBuf, once: bool) -> ExitCode {
+    let cfg = match load_config(&config) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    init_logs(&cfg);
+    let daemon = match Daemon::new(cfg) {
+        Ok(d) => std::sync::Arc::new(d),
+        Err(e) => return fail(e),
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(e),
+    };
+    rt.block_on(async move {
+        if once {
+            return match daemon.run_once().await {
+                Ok(stats) => {
+                    eprintln!(
+                        "mailintake: {} mails recorded, {} set aside, {} errors",
+                        stats.recorded, stats.set_aside, stats.errors
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            };
+        }
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let signals = {
+            let daemon = daemon.clone();
+            tokio::spawn(async move {
+                use tokio::signal::unix::{signal, SignalKind};
+                let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::interrupt()),
+                    signal(SignalKind::hangup()),
+                ) else {
+                    tracing::error!("cannot install signal handlers");
+                    return;
+                };
+                loop {
+                    tokio::select! {
+                        _ = term.recv() => break,
+                        _ = int.recv() => break,
+                        _ = hup.recv() => match daemon.reload() {
+                            Ok(()) => tracing::info!("rules reloaded"),
+                            Err(e) => tracing::error!(error = %e, "new rules refused; the old ones stay in force"),
+                        },
+                    }
+                }
+                tracing::info!("shutting down");
+                let _ = tx.send(true);
+            })
+        };
+        let result = daemon.run(rx).await;
+        signals.abort();
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(e),
+        }
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run { config, once } => run_daemon(config, once),
+        Command::Tickets {
+            config,
+            status,
+            json,
+        } => {
+            let status = match status.as_deref().map(|s| (s, Status::parse(s))) {
+                None => None,
+                Some((_, Some(st))) => Some(st),
+                Some((s, None)) => return fail(format!(
+                    "unknown status `{s}` (new, assigned, in_progress, feedback, resolved, closed)"
+                )),
+            };
+            match open_store(&config).and_then(|st| tickets::list(&st, status, json)) {
+                Ok(out) => {
+                    print!("{out}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Command::Ticket { action } => match action {
+            TicketAction::Show { id, config, json } => {
+                match open_store(&config).and_then(|st| tickets::show(&st, id, json)) {
+                    Ok(out) => {
+                        print!("{out}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(e),
+                }
+            }
+            TicketAction::Attachment { id, name, config } => {
+                match open_store(&config).and_then(|st| tickets::attachment(&st, id, &name)) {
+                    Ok(bytes) => {
+                        use std::io::Write;
+                        let mut out = std::io::stdout().lock();
+                        if out.write_all(&bytes).and_then(|_| out.flush()).is_err() {
+                            return fail("cannot write to stdout");
+                        }
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(e),
+                }
+            }
+        },
         Command::Check {
             rules,
             pretty,

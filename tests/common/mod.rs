@@ -74,7 +74,14 @@ impl Servers {
                 self.get("SMTP_HOST"),
                 self.get("SMTP_PORT")
             ))
-            .args(["--from", from, "--to", to, "--data"])
+            // swaks takes "<>" for the null sender (RFC 5321 MAIL FROM:<>).
+            .args([
+                "--from",
+                if from.is_empty() { "<>" } else { from },
+                "--to",
+                to,
+                "--data",
+            ])
             .arg(format!("@{}", file.display()))
             .output()
             .expect("swaks");

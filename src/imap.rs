@@ -339,7 +339,7 @@ impl ImapConn {
                     Ok(Err(LibError::No(m) | LibError::Bad(m))) => {
                         return Err(ImapError::Tls(format!(
                             "the server refused STARTTLS: {}",
-                            server_text(&m)
+                            lib_text(&m)
                         )))
                     }
                     Ok(Err(e)) => return Err(lib_error(e)),
@@ -1061,10 +1061,10 @@ fn login_error(e: LibError) -> ImapError {
             if m.contains("UNAVAILABLE") {
                 ImapError::Connect(format!(
                     "the server cannot authenticate right now: {}",
-                    server_text(&m)
+                    lib_text(&m)
                 ))
             } else {
-                ImapError::Auth(server_text(&m))
+                ImapError::Auth(lib_text(&m))
             }
         }
         LibError::Validate(_) => {
@@ -1326,10 +1326,8 @@ fn lib_error(e: LibError) -> ImapError {
     match e {
         LibError::Io(e) => io_error(e),
         LibError::ConnectionLost => ImapError::Io("the server closed the connection".into()),
-        LibError::No(m) => ImapError::Protocol(format!("the server said NO: {}", server_text(&m))),
-        LibError::Bad(m) => {
-            ImapError::Protocol(format!("the server said BAD: {}", server_text(&m)))
-        }
+        LibError::No(m) => ImapError::Protocol(format!("the server said NO: {}", lib_text(&m))),
+        LibError::Bad(m) => ImapError::Protocol(format!("the server said BAD: {}", lib_text(&m))),
         // Their texts may quote the raw response, which may be mail content.
         LibError::Parse(_) => ImapError::Protocol("could not parse a server response".into()),
         LibError::Validate(_) => {
@@ -1347,6 +1345,19 @@ fn io_error(e: io::Error) -> ImapError {
     } else {
         ImapError::Io(server_text(&text))
     }
+}
+
+/// The server's words out of async-imap's `code: .., info: Some("..")` error text.
+fn lib_text(m: &str) -> String {
+    let words = m
+        .find("info: Some(\"")
+        .and_then(|start| {
+            let rest = &m[start + "info: Some(\"".len()..];
+            rest.rfind("\")")
+                .map(|end| rest[..end].replace("\\\"", "\""))
+        })
+        .unwrap_or_else(|| m.to_string());
+    server_text(&words)
 }
 
 /// A server's (or the OS's) text, safe and short enough to put into an error.
@@ -1613,6 +1624,19 @@ mod tests {
         assert!(message_id_for_search("<>").is_err());
         assert!(message_id_for_search("a b@x").is_err());
         assert!(message_id_for_search("a\r\nb@x").is_err());
+    }
+
+    #[test]
+    fn library_error_texts_are_reduced_to_the_server_words() {
+        assert_eq!(
+            lib_text(r#"code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")"#),
+            "[AUTHENTICATIONFAILED] Authentication failed."
+        );
+        assert_eq!(
+            lib_text(r#"code: None, info: Some("say \"hi\"")"#),
+            r#"say "hi""#
+        );
+        assert_eq!(lib_text("plain"), "plain");
     }
 
     #[test]

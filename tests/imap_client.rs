@@ -185,6 +185,7 @@ async fn imap_client_against_dovecot() {
     let mut wrong = s.clone();
     wrong.password = "not-the-password".into();
     let err = ImapConn::connect(&wrong).await.unwrap_err();
+    eprintln!("wrong password: {err}");
     assert!(matches!(err, ImapError::Auth(_)), "{err}");
     assert!(
         !err.is_transient(),
@@ -456,6 +457,7 @@ Subject: appended\r\nMessage-ID: <appended-1@sev.gov.ru>\r\n\r\nhello\r\n";
     let mut tls = s.clone();
     tls.security = Security::Tls;
     let err = ImapConn::connect(&tls).await.unwrap_err();
+    eprintln!("TLS to a plaintext port: {err}");
     assert!(
         matches!(err, ImapError::Tls(_)),
         "TLS to a plaintext port: {err}"
@@ -464,6 +466,7 @@ Subject: appended\r\nMessage-ID: <appended-1@sev.gov.ru>\r\n\r\nhello\r\n";
     let mut starttls = s.clone();
     starttls.security = Security::Starttls;
     let err = ImapConn::connect(&starttls).await.unwrap_err();
+    eprintln!("STARTTLS without server support: {err}");
     assert!(
         matches!(err, ImapError::Tls(_)),
         "no STARTTLS on this server: {err}"
@@ -476,6 +479,7 @@ Subject: appended\r\nMessage-ID: <appended-1@sev.gov.ru>\r\n\r\nhello\r\n";
     let mut refused = s.clone();
     refused.port = closed_port;
     let err = ImapConn::connect(&refused).await.unwrap_err();
+    eprintln!("closed port: {err}");
     assert!(matches!(err, ImapError::Connect(_)), "{err}");
     assert!(err.is_transient());
 

@@ -303,6 +303,14 @@ impl ImapConn {
     /// Connects, protects the stream as `s.security` says, reads the greeting, logs in and
     /// reads the capabilities. Each step is bounded by `s.timeout`.
     pub async fn connect(s: &ImapSettings) -> Result<ImapConn, ImapError> {
+        ImapConn::connect_with(s, tls_client_config()?).await
+    }
+
+    /// [`ImapConn::connect`] with a given TLS configuration (tests bring their own root).
+    async fn connect_with(
+        s: &ImapSettings,
+        tls_config: Arc<rustls::ClientConfig>,
+    ) -> Result<ImapConn, ImapError> {
         let t = s.timeout;
         let tcp = match timeout(t, TcpStream::connect((s.host.as_str(), s.port))).await {
             Err(_) => {
@@ -326,7 +334,7 @@ impl ImapConn {
                 client
             }
             Security::Tls => {
-                let tls = tls_handshake(tcp, &s.host, t).await?;
+                let tls = tls_handshake(tcp, &s.host, t, tls_config.clone()).await?;
                 let mut client = Client::new(Transport::Tls(Box::new(tls)));
                 read_greeting(&mut client, t).await?;
                 client
@@ -350,7 +358,7 @@ impl ImapConn {
                 let Transport::Plain(tcp) = client.into_inner() else {
                     unreachable!("STARTTLS starts from a plain stream")
                 };
-                let tls = tls_handshake(tcp, &s.host, t).await?;
+                let tls = tls_handshake(tcp, &s.host, t, tls_config.clone()).await?;
                 // No second greeting after STARTTLS (RFC 3501 6.2.1).
                 Client::new(Transport::Tls(Box::new(tls)))
             }
@@ -999,10 +1007,11 @@ async fn tls_handshake(
     tcp: TcpStream,
     host: &str,
     t: Duration,
+    config: Arc<rustls::ClientConfig>,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ImapError> {
     let name = rustls::pki_types::ServerName::try_from(host.to_string())
         .map_err(|_| ImapError::Tls(format!("{host:?} cannot be checked against a certificate")))?;
-    let connector = tokio_rustls::TlsConnector::from(tls_client_config()?);
+    let connector = tokio_rustls::TlsConnector::from(config);
     match timeout(t, connector.connect(name, tcp)).await {
         Err(_) => Err(ImapError::Timeout(format!(
             "TLS handshake with {host} took longer than {t:?}"
@@ -1683,35 +1692,189 @@ mod tests {
         );
     }
 
-    /// A loopback peer that plays a scripted server: for each line it reads, it answers
-    /// with the reply of the first matching rule; silent when nothing matches.
-    async fn scripted_server(
-        greeting: &'static str,
-        rules: Vec<(&'static str, &'static str)>,
-    ) -> u16 {
+    type Rules = Vec<(&'static str, &'static str)>;
+
+    /// Plays a scripted IMAP server on one stream: for each line it reads, it answers with
+    /// the reply of the first rule whose pattern the line contains ("{tag}" is replaced,
+    /// "{close}" hangs up); silent when nothing matches.
+    async fn play<S: AsyncRead + AsyncWrite + Unpin>(stream: S, greeting: &str, rules: &Rules) {
+        let (r, mut w) = tokio::io::split(stream);
+        if w.write_all(greeting.as_bytes()).await.is_err() || w.flush().await.is_err() {
+            return;
+        }
+        let mut lines = BufReader::new(r).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let tag = line.split(' ').next().unwrap_or("").to_string();
+            if let Some((_, reply)) = rules.iter().find(|(p, _)| line.contains(p)) {
+                if *reply == "{close}" {
+                    return;
+                }
+                let reply = reply.replace("{tag}", &tag);
+                if w.write_all(reply.as_bytes()).await.is_err() || w.flush().await.is_err() {
+                    return;
+                }
+            }
+        }
+        // Keep the socket open (silent) until the client gives up.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    }
+
+    /// A loopback peer playing `rules` in plaintext; returns its port.
+    async fn scripted_server(greeting: &'static str, rules: Rules) -> u16 {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move {
             let (sock, _) = listener.accept().await.unwrap();
-            let (r, mut w) = sock.into_split();
-            w.write_all(greeting.as_bytes()).await.unwrap();
-            let mut lines = BufReader::new(r).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let tag = line.split(' ').next().unwrap_or("").to_string();
-                if let Some((_, reply)) = rules.iter().find(|(p, _)| line.contains(p)) {
-                    if *reply == "{close}" {
-                        return;
-                    }
-                    let reply = reply.replace("{tag}", &tag);
-                    if w.write_all(reply.as_bytes()).await.is_err() {
-                        break;
-                    }
-                }
-            }
-            // Keep the socket open (silent) until the client gives up.
-            tokio::time::sleep(Duration::from_secs(30)).await;
+            play(sock, greeting, &rules).await;
         });
         port
+    }
+
+    /// A CA and a server certificate for 127.0.0.1, made once with the openssl tool.
+    struct TestPki {
+        ca: Vec<u8>,
+        leaf: Vec<u8>,
+        key: Vec<u8>,
+    }
+
+    fn test_pki() -> &'static TestPki {
+        static PKI: std::sync::OnceLock<TestPki> = std::sync::OnceLock::new();
+        PKI.get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+            let openssl = |args: &[&str]| {
+                let out = std::process::Command::new("openssl")
+                    .args(args)
+                    .output()
+                    .expect("the openssl tool (Debian package openssl)");
+                assert!(
+                    out.status.success(),
+                    "openssl {args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            };
+            let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+            let (ca_key, ca, leaf_key, csr, leaf, ext) = (
+                p("ca.key"),
+                p("ca.pem"),
+                p("leaf.key"),
+                p("leaf.csr"),
+                p("leaf.pem"),
+                p("ext.cnf"),
+            );
+            openssl(&[&["req", "-x509"][..], &ec, &["-keyout", &ca_key, "-out", &ca]][..].concat());
+            openssl(&[&["-days", "2", "-subj", "/CN=mailintake test CA"][..]].concat())
+                .clone_from(&());
+            openssl(
+                &[
+                    &["req"][..],
+                    &ec,
+                    &["-keyout", &leaf_key, "-out", &csr, "-subj", "/CN=127.0.0.1"],
+                ]
+                .concat(),
+            );
+            std::fs::write(
+                &ext,
+                "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+            )
+            .unwrap();
+            openssl(&[
+                "x509", "-req", "-in", &csr, "-CA", &ca, "-CAkey", &ca_key, "-CAcreateserial",
+                "-out", &leaf, "-days", "2", "-extfile", &ext,
+            ]);
+            TestPki {
+                ca: std::fs::read(&ca).unwrap(),
+                leaf: std::fs::read(&leaf).unwrap(),
+                key: std::fs::read(&leaf_key).unwrap(),
+            }
+        })
+    }
+
+    fn trusting_test_ca() -> Arc<rustls::ClientConfig> {
+        use rustls::pki_types::{pem::PemObject, CertificateDer};
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(&test_pki().ca).unwrap())
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Arc::new(config)
+    }
+
+    /// A loopback peer speaking TLS from the first byte, or after STARTTLS; returns its port.
+    async fn tls_scripted_server(starttls: bool, rules: Rules) -> u16 {
+        use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+        let pki = test_pki();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from_pem_slice(&pki.leaf).unwrap()],
+                PrivateKeyDer::from_pem_slice(&pki.key).unwrap(),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            if starttls {
+                sock.write_all(b"* OK [CAPABILITY IMAP4rev1 STARTTLS] ready\r\n")
+                    .await
+                    .unwrap();
+                // Byte by byte: nothing may be read past the command into a buffer.
+                let mut line = Vec::new();
+                while !line.ends_with(b"\n") {
+                    let mut b = [0u8; 1];
+                    if tokio::io::AsyncReadExt::read(&mut sock, &mut b)
+                        .await
+                        .unwrap_or(0)
+                        == 0
+                    {
+                        return;
+                    }
+                    line.push(b[0]);
+                }
+                let line = String::from_utf8_lossy(&line).to_string();
+                assert!(line.contains("STARTTLS"), "{line}");
+                let tag = line.split(' ').next().unwrap().to_string();
+                sock.write_all(format!("{tag} OK Begin TLS negotiation now\r\n").as_bytes())
+                    .await
+                    .unwrap();
+            }
+            let Ok(tls) = acceptor.accept(sock).await else {
+                return;
+            };
+            let greeting = if starttls { "" } else { "* OK ready\r\n" };
+            play(tls, greeting, &rules).await;
+        });
+        port
+    }
+
+    fn mailbox_rules() -> Rules {
+        vec![
+            ("LOGIN", "{tag} OK logged in\r\n"),
+            (
+                "CAPABILITY",
+                "* CAPABILITY IMAP4rev1 IDLE MOVE UIDPLUS\r\n{tag} OK done\r\n",
+            ),
+            (
+                "SELECT",
+                "* 1 EXISTS\r\n* OK [UIDVALIDITY 9] x\r\n{tag} OK [READ-WRITE] done\r\n",
+            ),
+            (
+                "UID FETCH",
+                "* 1 FETCH (UID 3 RFC822.SIZE 42 FLAGS (\\Seen) \
+                 INTERNALDATE \"01-Jan-2025 00:00:00 +0000\")\r\n{tag} OK done\r\n",
+            ),
+            ("LOGOUT", "* BYE bye\r\n{tag} OK done\r\n"),
+        ]
     }
 
     fn settings(port: u16, t: Duration) -> ImapSettings {

@@ -204,9 +204,11 @@ fn main() -> ExitCode {
             let status = match status.as_deref().map(|s| (s, Status::parse(s))) {
                 None => None,
                 Some((_, Some(st))) => Some(st),
-                Some((s, None)) => return fail(format!(
+                Some((s, None)) => {
+                    return fail(format!(
                     "unknown status `{s}` (new, assigned, in_progress, feedback, resolved, closed)"
-                )),
+                ))
+                }
             };
             match open_store(&config).and_then(|st| tickets::list(&st, status, json)) {
                 Ok(out) => {

@@ -321,7 +321,7 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 fn ts(t: Timestamp) -> String {
-    t.to_string()
+    t.round(jiff::Unit::Millisecond).unwrap_or(t).to_string()
 }
 
 fn parse_ts(s: &str) -> Timestamp {

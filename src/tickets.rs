@@ -6,6 +6,15 @@ use serde_json::json;
 use crate::store::{Status, Store, TicketRow};
 use crate::verdict::Priority;
 
+/// A stored RFC 3339 instant as people in Sevastopol read it: "26.11.2026 12:10".
+pub fn local_time(stored: &str) -> String {
+    let Ok(t) = stored.parse::<jiff::Timestamp>() else {
+        return stored.to_string();
+    };
+    let tz = jiff::tz::TimeZone::get("Europe/Simferopol").unwrap_or(jiff::tz::TimeZone::UTC);
+    t.to_zoned(tz).strftime("%d.%m.%Y %H:%M").to_string()
+}
+
 fn priority_ru(p: &str) -> &str {
     Priority::parse(p).map(Priority::russian).unwrap_or(p)
 }
@@ -36,8 +45,9 @@ pub fn list(store: &Store, status: Option<Status>, as_json: bool) -> Result<Stri
             out.push_str(&ticket_json(t).to_string());
         } else {
             out.push_str(&format!(
-                "#{:<5} {:<16} {:<10} {:<24} {}",
+                "#{:<5} {} {:<16} {:<10} {:<24} {}",
                 t.id,
+                local_time(&t.arrived_at),
                 t.status.russian(),
                 priority_ru(&t.priority),
                 t.sender,
@@ -79,7 +89,7 @@ pub fn show(store: &Store, id: i64, as_json: bool) -> Result<String, String> {
             .unwrap_or_default(),
         t.subject,
         t.sender,
-        t.arrived_at
+        local_time(&t.arrived_at)
     );
     if let Some(a) = &t.assignee {
         s.push_str(&format!("Ответственный: {a}\n"));
@@ -110,7 +120,13 @@ pub fn show(store: &Store, id: i64, as_json: bool) -> Result<String, String> {
             Some("suppressed") => " (не отправлено: лимит)",
             _ => "",
         };
-        s.push_str(&format!("  {} {} {}{}\n", c.at, arrow, c.summary, state));
+        s.push_str(&format!(
+            "  {} {} {}{}\n",
+            local_time(&c.at),
+            arrow,
+            c.summary,
+            state
+        ));
     }
     s.push_str("\nВложения:\n");
     if atts.is_empty() {
@@ -126,7 +142,10 @@ pub fn show(store: &Store, id: i64, as_json: bool) -> Result<String, String> {
     for e in &events {
         s.push_str(&format!(
             "  {} {} {}: {}\n",
-            e.at, e.actor, e.kind, e.detail
+            local_time(&e.at),
+            e.actor,
+            e.kind,
+            e.detail
         ));
     }
     Ok(s)

@@ -49,6 +49,14 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The kind as written in JSON (`image`, `archive`, …).
+pub fn kind_name(k: crate::verdict::AttachmentKind) -> String {
+    serde_json::to_value(k)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// A human view of one verdict, for `--pretty`.
 pub fn pretty(file: &str, v: &Verdict) -> String {
     let mut s = format!("{file}\n  решение: {}", v.decision.as_str());
@@ -72,8 +80,11 @@ pub fn pretty(file: &str, v: &Verdict) -> String {
     }
     for a in &v.attachments {
         s.push_str(&format!(
-            "\n  📎 {} ({:?}, {} байт, {})",
-            a.name, a.kind, a.bytes, a.content_type
+            "\n  📎 {} ({}, {} байт, {})",
+            a.name,
+            kind_name(a.kind),
+            a.bytes,
+            a.content_type
         ));
         for e in &a.entries {
             s.push_str(&format!(

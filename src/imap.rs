@@ -1762,9 +1762,8 @@ mod tests {
                 p("leaf.pem"),
                 p("ext.cnf"),
             );
-            openssl(&[&["req", "-x509"][..], &ec, &["-keyout", &ca_key, "-out", &ca]][..].concat());
-            openssl(&[&["-days", "2", "-subj", "/CN=mailintake test CA"][..]].concat())
-                .clone_from(&());
+            let subject = ["-days", "2", "-subj", "/CN=mailintake test CA"];
+            openssl(&[&["req", "-x509"][..], &ec, &["-keyout", &ca_key, "-out", &ca], &subject].concat());
             openssl(
                 &[
                     &["req"][..],
@@ -1886,6 +1885,53 @@ mod tests {
             password: "p".into(),
             timeout: t,
         }
+    }
+
+    fn tls_settings(port: u16, security: Security) -> ImapSettings {
+        ImapSettings {
+            security,
+            ..settings(port, Duration::from_secs(5))
+        }
+    }
+
+    #[tokio::test]
+    async fn implicit_tls_with_a_trusted_certificate_works() {
+        let port = tls_scripted_server(false, mailbox_rules()).await;
+        let s = tls_settings(port, Security::Tls);
+        let mut conn = ImapConn::connect_with(&s, trusting_test_ca())
+            .await
+            .unwrap();
+        assert!(conn.caps.idle && conn.caps.move_ && conn.caps.uidplus);
+        assert_eq!(conn.select("INBOX").await.unwrap(), 9);
+        let listed = conn.list().await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].uid, 3);
+        assert_eq!(listed[0].flags, vec!["\\Seen"]);
+        conn.logout().await;
+    }
+
+    #[tokio::test]
+    async fn starttls_upgrades_before_login() {
+        // The scripted server answers LOGIN only inside TLS: a login in the clear would hang.
+        let port = tls_scripted_server(true, mailbox_rules()).await;
+        let s = tls_settings(port, Security::Starttls);
+        let mut conn = ImapConn::connect_with(&s, trusting_test_ca())
+            .await
+            .unwrap();
+        assert_eq!(conn.select("INBOX").await.unwrap(), 9);
+        assert_eq!(conn.list().await.unwrap().len(), 1);
+        conn.logout().await;
+    }
+
+    #[tokio::test]
+    async fn an_unknown_certificate_authority_is_a_permanent_tls_error() {
+        let port = tls_scripted_server(false, mailbox_rules()).await;
+        let err = ImapConn::connect(&tls_settings(port, Security::Tls))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ImapError::Tls(_)), "{err}");
+        assert!(err.is_permanent());
+        assert!(err.to_string().contains("UnknownIssuer"), "{err}");
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mail_parser::MessageParser;
@@ -18,6 +18,7 @@ const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mailservers.s
 /// Running servers under a temporary folder; stopped on drop.
 struct Servers {
     dir: tempfile::TempDir,
+    log: tempfile::NamedTempFile,
     env: HashMap<String, String>,
 }
 
@@ -30,6 +31,7 @@ impl Servers {
         // The guard exists before the start, so a half-started set-up is stopped too.
         let mut servers = Servers {
             dir,
+            log: tempfile::NamedTempFile::new().unwrap(),
             env: HashMap::new(),
         };
         servers.run(&["start"]);
@@ -42,19 +44,25 @@ impl Servers {
         servers
     }
 
+    /// Runs the script on our folder. Its output goes to a file, not a pipe: a daemon that
+    /// kept an inherited pipe open would make waiting for EOF hang forever.
     fn run(&self, args: &[&str]) {
         let (cmd, rest) = args.split_first().unwrap();
-        let out = Command::new(SCRIPT)
+        let log_path = self.log.path();
+        let log = std::fs::File::create(log_path).unwrap();
+        let status = Command::new(SCRIPT)
             .arg(cmd)
             .arg(self.dir.path())
             .args(rest)
-            .output()
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .status()
             .unwrap_or_else(|e| panic!("cannot run {SCRIPT}: {e}"));
         assert!(
-            out.status.success(),
-            "mailservers.sh {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            status.success(),
+            "mailservers.sh {args:?} failed:\n{}",
+            std::fs::read_to_string(log_path).unwrap_or_default()
         );
     }
 
@@ -92,7 +100,10 @@ impl Drop for Servers {
         let _ = Command::new(SCRIPT)
             .arg("stop")
             .arg(self.dir.path())
-            .output();
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 

@@ -812,8 +812,12 @@ cmd_start() {
         die "$D: servers are already running (use '$PROG stop $D' first)"
     fi
     gc_port_claims
-    # A failed first start gives its port claims back.
-    [[ -f $ENVF ]] || trap '[[ $? == 0 || -f $ENVF ]] || release_all_ports' EXIT
+    # A failed start stops whatever it already started (e.g. Dovecot when
+    # Postfix then fails), and a failed first start gives its port claims back.
+    local had_env=0
+    [[ -f $ENVF ]] && had_env=1
+    START_HAD_ENV=$had_env
+    trap 'start_failed $?' EXIT
 
     local fixed_imap=${IMAP_PORT:-} fixed_smtp=${SMTP_PORT:-} fixed_lmtp=${LMTP_PORT:-} env_pw=${MS_PASSWORD:-}
     IMAP_PORT='' SMTP_PORT='' LMTP_PORT='' MS_PASSWORD=''
@@ -887,7 +891,20 @@ cmd_start() {
         release_port "$SMTP_PORT"; SMTP_PORT=''
     done
     write_env
+    trap - EXIT
     cat "$ENVF"
+}
+
+start_failed() {
+    (($1 != 0)) || return 0
+    trap - EXIT
+    SMTP_PORT='' stop_postfix || true
+    IMAP_PORT='' LMTP_PORT='' stop_dovecot || true
+    if ((START_HAD_ENV == 0)); then
+        rm -f "$ENVF"
+        release_all_ports
+    fi
+    exit "$1"
 }
 
 # Common preamble of the commands that act on an existing set-up.

@@ -113,6 +113,9 @@ pub struct SmtpConfig {
     /// Retry a reply refused with a 4xx for this long before recording it undeliverable.
     #[serde(default = "d_retry_hours")]
     pub retry_hours: u64,
+    /// First retry delay after a 4xx; doubled each attempt, capped at 30 minutes.
+    #[serde(default = "d_retry_base")]
+    pub retry_base_seconds: u64,
     /// After a crash during sending, wait this long for the reply's copy before sending again.
     #[serde(default = "d_confirm")]
     pub confirm_seconds: u64,
@@ -222,6 +225,9 @@ fn d_from_name() -> String {
 }
 fn d_retry_hours() -> u64 {
     48
+}
+fn d_retry_base() -> u64 {
+    30
 }
 fn d_confirm() -> u64 {
     60

@@ -14,6 +14,7 @@ use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 use tokio::sync::{watch, Notify};
 
+use crate::calendar::Calendar;
 use crate::config::Config;
 use crate::engine;
 use crate::imap::{ImapConn, ImapError, ImapSettings, Wake};
@@ -27,13 +28,31 @@ use crate::verdict::{Code, Decision, FormFields, Verdict};
 pub struct Loaded {
     pub rules: RuleSet,
     pub templates: Templates,
+    pub calendar: Calendar,
 }
 
 impl Loaded {
+    /// Everything in the rules folder, validated; the first problem is returned.
     pub fn load(dir: &std::path::Path) -> Result<Loaded, String> {
-        let rules = RuleSet::load(dir).map_err(|e| e.to_string())?;
-        let templates = Templates::load(&dir.join("replies")).map_err(|e| e.to_string())?;
-        Ok(Loaded { rules, templates })
+        check_rules_dir(dir).map_err(|errors| errors.join("\n"))
+    }
+}
+
+/// Validate every file of a rules folder (engine rules, calendar, reply templates), collecting
+/// every problem — for `rules check` and for reloads.
+pub fn check_rules_dir(dir: &std::path::Path) -> Result<Loaded, Vec<String>> {
+    let mut errors = Vec::new();
+    let rules = RuleSet::check(dir).map_err(|es| errors.extend(es.iter().map(|e| e.to_string())));
+    let calendar =
+        Calendar::load(&dir.join("calendar.toml")).map_err(|e| errors.push(e.to_string()));
+    let templates = Templates::load(&dir.join("replies")).map_err(|e| errors.push(e.to_string()));
+    match (rules, calendar, templates) {
+        (Ok(rules), Ok(calendar), Ok(templates)) => Ok(Loaded {
+            rules,
+            templates,
+            calendar,
+        }),
+        _ => Err(errors),
     }
 }
 
@@ -50,6 +69,64 @@ pub struct PassStats {
     pub recorded: usize,
     pub set_aside: usize,
     pub errors: usize,
+}
+
+/// Fault injection for the crash harness: with `MAILINTAKE_CRASH_AT` set to a comma list of
+/// point names, the process aborts (as a `kill -9` would stop it) at the `MAILINTAKE_CRASH_AFTER`-th
+/// time (default 1) one of them is reached. Unset — always in production — it costs one load.
+pub fn crash_point(name: &str) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::OnceLock;
+    static POINTS: OnceLock<Option<(Vec<String>, usize)>> = OnceLock::new();
+    static HITS: AtomicUsize = AtomicUsize::new(0);
+    let cfg = POINTS.get_or_init(|| {
+        let at = std::env::var("MAILINTAKE_CRASH_AT").ok()?;
+        let after = std::env::var("MAILINTAKE_CRASH_AFTER")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        Some((at.split(',').map(|s| s.trim().to_string()).collect(), after))
+    });
+    if let Some((points, after)) = cfg {
+        if points.iter().any(|p| p == name || p == "any")
+            && HITS.fetch_add(1, Ordering::SeqCst) + 1 >= *after
+        {
+            eprintln!("mailintake: crash point {name} reached: aborting");
+            std::process::abort();
+        }
+    }
+}
+
+/// One daemon per store: an exclusive lock on `<store>.lock`, held while the process lives.
+pub fn lock_store(path: &std::path::Path) -> Result<std::fs::File, String> {
+    use std::io::{Read, Seek, Write};
+    use std::os::fd::AsRawFd;
+    let lock_path = path.with_extension("lock");
+    if let Some(dir) = lock_path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let mut pid = String::new();
+        let _ = f.read_to_string(&mut pid);
+        return Err(format!(
+            "another mailintake (pid {}) is already running on the store {}; stop it first",
+            pid.trim(),
+            path.display()
+        ));
+    }
+    let _ = f.set_len(0);
+    let _ = f.rewind();
+    let _ = write!(f, "{}", std::process::id());
+    Ok(f)
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -159,9 +236,11 @@ impl Daemon {
                 }
             };
             let folder = folder_for(&self.cfg, aside).to_string();
+            crash_point("before_move");
             let how = conn
                 .set_aside(info.uid, &folder, &self.cfg.imap.folders.keyword)
                 .await?;
+            crash_point("after_move");
             tracing::debug!(uid = info.uid, mail_id, folder = %folder, how = ?how, "set aside");
             if let Err(e) = store.mark_set_aside(mail_id, Timestamp::now()) {
                 tracing::error!(mail_id, error = %e, "cannot mark mail as set aside");
@@ -191,6 +270,7 @@ impl Daemon {
             tracing::warn!(uid, "mail vanished before it could be fetched");
             return Ok(None);
         };
+        crash_point("after_fetch");
         let mut sha_input = raw.clone();
         if headers_only {
             sha_input.extend_from_slice(format!("\nsize={size}").as_bytes());
@@ -227,6 +307,7 @@ impl Daemon {
             headers_only,
             size,
             sha256: sha,
+            accept_due: self.accept_due(arrived_at),
         };
         let mut render = |req: &ReplyRequest<'_>| self.render_reply(&loaded, req);
         let form_complete =
@@ -243,6 +324,7 @@ impl Daemon {
         drop(loaded);
         match recorded {
             Ok((mail_id, outcome)) => {
+                crash_point("after_commit");
                 let aside = match &outcome {
                     Outcome::OwnReply => Aside::Replies,
                     Outcome::Duplicate { .. } => store
@@ -262,6 +344,12 @@ impl Daemon {
                 Ok(None)
             }
         }
+    }
+
+    /// Reg. 4.6: arrival + 8 working hours, in the desk's calendar.
+    fn accept_due(&self, arrived_at: Timestamp) -> Option<String> {
+        let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
+        Some(rfc3339(&loaded.calendar.accept_due(arrived_at)))
     }
 
     /// Build one reply from the templates.
@@ -352,8 +440,10 @@ impl Daemon {
                 tracing::error!(outbox = item.id, error = %e, "cannot mark reply as sending");
                 continue;
             }
+            crash_point("before_smtp");
             match mailer.send(&item.mail).await {
                 Ok(()) => {
+                    crash_point("after_smtp");
                     if let Err(e) = store.mark_sent(item.id, Timestamp::now()) {
                         tracing::error!(outbox = item.id, error = %e, "reply sent but not recorded");
                     }
@@ -371,9 +461,9 @@ impl Daemon {
         let age = now.duration_since(item.created_at);
         let give_up = age.as_secs() as u64 > self.cfg.smtp.retry_hours * 3600;
         if e.is_transient() && !give_up {
-            // 30 s, 1 min, 2 min … capped at 30 min.
-            let exp = (item.attempts.clamp(0, 6)) as u32;
-            let delay = (30u64 << exp).min(1800);
+            // retry_base (30 s), doubled each attempt, capped at 30 min.
+            let exp = (item.attempts.clamp(1, 7) - 1) as u32;
+            let delay = (self.cfg.smtp.retry_base_seconds.max(1) << exp).min(1800);
             let next = now
                 .checked_add(jiff::SignedDuration::from_secs(delay as i64))
                 .unwrap_or(now);
@@ -436,6 +526,7 @@ impl Daemon {
 
     /// `--once`: process what is in the mailbox, send what is due, exit.
     pub async fn run_once(&self) -> Result<PassStats, String> {
+        let _lock = lock_store(&self.cfg.store.path)?;
         let settings = self.cfg.imap_settings()?;
         let mailer = Mailer::new(&self.cfg.smtp_settings()?).map_err(|e| e.to_string())?;
         let mut store = self.open_store()?;
@@ -483,6 +574,7 @@ impl Daemon {
     /// The long-running daemon: intake with IDLE (or polling) and the outbox sender, until
     /// `shutdown` turns true.
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) -> Result<(), String> {
+        let _lock = lock_store(&self.cfg.store.path)?;
         let settings = self.cfg.imap_settings()?;
         let mailer = Mailer::new(&self.cfg.smtp_settings()?).map_err(|e| e.to_string())?;
         let sender = {
@@ -559,6 +651,11 @@ impl Daemon {
         let _ = tokio::time::timeout(Duration::from_secs(3), sender).await;
         Ok(())
     }
+}
+
+/// RFC 3339 with the zone's offset, e.g. `2026-11-30T15:00:00+03:00`.
+pub fn rfc3339(z: &jiff::Zoned) -> String {
+    z.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
 }
 
 fn log_outcome(uid: u32, mail_id: i64, v: &Verdict, outcome: &Outcome) {

@@ -593,6 +593,10 @@ impl ImapConn {
         let previous = self.selected.take();
         let (exists_before, recent_before) = (self.exists, self.recent);
         let found = self.search_elsewhere(folder, &query).await;
+        if self.session.is_none() {
+            // A transport failure: nothing to restore, the caller reconnects.
+            return found;
+        }
         if let Some(mailbox) = previous {
             if let Err(e) = self.open(&mailbox).await {
                 self.session = None;

@@ -7,6 +7,7 @@
 //! - [`form`]: the form of Приложение 1, parsed from body text; quoted history stripped.
 //! - [`attach`]: one attachment classified by name and content; archives listed and checked.
 //! - [`rules`]: rule files read, validated and compiled into a `RuleSet`.
+//! - [`calendar`]: the working calendar (Europe/Simferopol, holidays) and the 8-working-hour deadline.
 //! - [`check`]: the `check` command — paths in, JSON Lines out.
 //! - [`config`]: the daemon's TOML configuration, validated.
 //! - [`imap`]: the mailbox edge — async-imap over tokio/rustls, IDLE, MOVE and its fallbacks.
@@ -17,6 +18,7 @@
 //! - [`tickets`]: read-side views for `tickets` and `ticket show|attachment`.
 
 pub mod attach;
+pub mod calendar;
 pub mod check;
 pub mod config;
 pub mod daemon;

@@ -283,7 +283,7 @@ fn main() -> ExitCode {
         }
         Command::Rules {
             action: RulesAction::Check { rules },
-        } => match RuleSet::check(&rules) {
+        } => match mailintake::daemon::check_rules_dir(&rules) {
             Ok(_) => {
                 println!("rules in {} are valid", rules.display());
                 ExitCode::SUCCESS
@@ -292,6 +292,7 @@ fn main() -> ExitCode {
                 for e in &errors {
                     eprintln!("{e}");
                 }
+                eprintln!("{} problem(s); the rules were not accepted", errors.len());
                 ExitCode::from(1)
             }
         },

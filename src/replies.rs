@@ -653,6 +653,41 @@ mod tests {
         );
     }
 
+    /// The blank form we send must be read by the form parser: left blank (hints in the
+    /// labels) it fills nothing, filled after the colons it is complete.
+    #[test]
+    fn the_blank_form_is_read_by_the_form_parser() {
+        use crate::form::{missing_required, parse_form, FormRules};
+        let toml = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/form.toml");
+        let rules = FormRules::from_toml(&std::fs::read_to_string(toml).unwrap()).unwrap();
+        let form = templates().form;
+        let blank = parse_form(&form, &rules);
+        assert!(blank.fields.is_empty(), "{:?}", blank.fields);
+
+        let values = [
+            "Иванова Татьяна Александровна, медицинская сестра, ГБУЗС «Городская больница № 1», 55-12-34",
+            "Петров Пётр Петрович, petrov_pp",
+            "Сидоров С.С., № карты 123456",
+            "Регистратура → Расписание стандартное → запись к врачу-логопеду",
+            "Шаблона посещения для данной услуги не существует",
+        ];
+        let filled: Vec<String> = form
+            .lines()
+            .enumerate()
+            .map(|(i, l)| match values.get(i) {
+                Some(v) => format!("{l} {v}"),
+                None => l.to_string(),
+            })
+            .collect();
+        let parsed = parse_form(&filled.join("\n"), &rules);
+        assert_eq!(
+            missing_required(&parsed.fields, &rules),
+            Vec::<String>::new()
+        );
+        assert_eq!(parsed.fields.user.login.as_deref(), Some("petrov_pp"));
+        assert_eq!(parsed.fields.patient.card.as_deref(), Some("123456"));
+    }
+
     #[test]
     fn subject_rule() {
         let t = templates();

@@ -376,6 +376,19 @@ impl Mailer {
     }
 }
 
+impl Drop for Mailer {
+    fn drop(&mut self) {
+        // lettre's pool spawns a Tokio task when dropped, which panics outside a runtime (a
+        // Mailer kept until after the runtime shut down). Then the pool is leaked instead:
+        // the process is ending, and an idle pool holds no connection (max_size 0).
+        if tokio::runtime::Handle::try_current().is_err() {
+            if let Some(transport) = self.transport.take() {
+                std::mem::forget(transport);
+            }
+        }
+    }
+}
+
 fn transport_builder(
     s: &SmtpSettings,
 ) -> Result<lettre::transport::smtp::AsyncSmtpTransportBuilder, SendError> {
@@ -658,6 +671,25 @@ mod tests {
         assert!(Mailer::new(&s).unwrap_err().is_permanent());
         s.security = SmtpSecurity::Starttls;
         assert!(Mailer::new(&s).is_ok());
+    }
+
+    #[test]
+    fn a_used_mailer_can_be_dropped_after_its_runtime() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut s = settings();
+        s.port = port;
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let mailer = runtime.block_on(async {
+            let mailer = Mailer::new(&s).unwrap();
+            let _ = mailer.send(&reply()).await; // builds the transport and its pool
+            mailer
+        });
+        drop(runtime);
+        drop(mailer); // lettre's pool spawns a task on drop; without a runtime that panics
     }
 
     #[tokio::test]

@@ -127,6 +127,8 @@ pub struct Incoming<'a> {
     pub headers_only: bool,
     pub size: u64,
     pub sha256: String,
+    /// When 1 ЛТП must have accepted a ticket made from this mail (reg. 4.6), RFC 3339.
+    pub accept_due: Option<String>,
 }
 
 /// What the ledger knows about a (mailbox, UIDVALIDITY, UID).
@@ -214,13 +216,16 @@ pub struct TicketRow {
     pub arrived_at: String,
     pub assignee: Option<String>,
     pub fields: FormFields,
+    pub accept_due: Option<String>,
+    pub accepted_at: Option<String>,
+    pub feedback_by: Option<String>,
 }
 
 pub struct Store {
     conn: Connection,
 }
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const MIGRATIONS: &[&str] = &[
     // 1: the first schema.
@@ -318,6 +323,19 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (address, day)
     );
     "#,
+    // 2: deadlines (reg. 4.6), who asked for feedback, digests.
+    r#"
+    ALTER TABLE tickets ADD COLUMN accept_due TEXT;
+    ALTER TABLE tickets ADD COLUMN accepted_at TEXT;
+    ALTER TABLE tickets ADD COLUMN feedback_by TEXT;
+    UPDATE tickets SET feedback_by = 'mailintake' WHERE status = 'feedback';
+    CREATE TABLE digests (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        recipients TEXT NOT NULL,
+        outbox_id INTEGER REFERENCES outbox (id)
+    );
+    "#,
 ];
 
 fn ts(t: Timestamp) -> String {
@@ -349,20 +367,23 @@ impl Store {
     }
 
     fn migrate(&mut self) -> Result<()> {
-        let version: i64 = self
+        // IMMEDIATE: the version is read and the migrations applied under one write lock, so two
+        // processes opening a new store at once (the daemon and a `tickets` command) cannot both
+        // try to create the schema.
+        let tx = self
             .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::Other(format!(
                 "the store has schema version {version}, newer than this mailintake ({SCHEMA_VERSION}); upgrade mailintake"
             )));
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self.conn.transaction()?;
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-            tx.commit()?;
         }
+        tx.commit()?;
         Ok(())
     }
 
@@ -687,7 +708,8 @@ impl Store {
 
     pub fn tickets(&self, status: Option<Status>) -> Result<Vec<TicketRow>> {
         let mut st = self.conn.prepare(
-            "SELECT id, status, priority, impact, subject, sender, created_at, updated_at, arrived_at, assignee, fields
+            "SELECT id, status, priority, impact, subject, sender, created_at, updated_at, arrived_at, assignee, fields,
+                    accept_due, accepted_at, feedback_by
              FROM tickets WHERE (?1 IS NULL OR status = ?1) ORDER BY id",
         )?;
         let rows = st.query_map(params![status.map(|s| s.as_str())], ticket_row)?;
@@ -698,7 +720,8 @@ impl Store {
         Ok(self
             .conn
             .query_row(
-                "SELECT id, status, priority, impact, subject, sender, created_at, updated_at, arrived_at, assignee, fields
+                "SELECT id, status, priority, impact, subject, sender, created_at, updated_at, arrived_at, assignee, fields,
+                        accept_due, accepted_at, feedback_by
                  FROM tickets WHERE id = ?1",
                 params![id],
                 ticket_row,
@@ -839,6 +862,9 @@ fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketRow> {
         arrived_at: r.get(8)?,
         assignee: r.get(9)?,
         fields: serde_json::from_str(&fields).unwrap_or_default(),
+        accept_due: r.get(11)?,
+        accepted_at: r.get(12)?,
+        feedback_by: r.get(13)?,
     })
 }
 
@@ -890,8 +916,9 @@ fn create_ticket(
     let fields =
         serde_json::to_string(&verdict.fields).map_err(|e| StoreError::Other(e.to_string()))?;
     tx.execute(
-        "INSERT INTO tickets (status, priority, impact, subject, sender, fields, created_at, updated_at, arrived_at, first_mail_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
+        "INSERT INTO tickets (status, priority, impact, subject, sender, fields, created_at, updated_at, arrived_at, first_mail_id,
+                              accept_due, feedback_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11)",
         params![
             status.as_str(),
             verdict.priority.as_str(),
@@ -901,7 +928,9 @@ fn create_ticket(
             fields,
             ts(now),
             ts(mail.arrived_at),
-            mail_id
+            mail_id,
+            mail.accept_due,
+            (status == Status::Feedback).then_some("mailintake"),
         ],
     )?;
     let t = tx.last_insert_rowid();
@@ -1061,4 +1090,205 @@ fn queue_reply(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smtp::AutoSubmitted;
+    use crate::verdict::{Decision, Priority};
+
+    fn verdict(decision: Decision, sender: &str) -> Verdict {
+        Verdict {
+            decision,
+            reasons: vec![],
+            warnings: vec![],
+            missing: vec![],
+            followup_of: None,
+            sender: sender.into(),
+            subject: "Тема".into(),
+            message_id: Some("x@y".into()),
+            priority: Priority::Normal,
+            impact: None,
+            fields: FormFields::default(),
+            attachments: vec![],
+        }
+    }
+
+    fn incoming<'a>(uid: u32, raw: &'a [u8]) -> Incoming<'a> {
+        Incoming {
+            mailbox: "INBOX",
+            uidvalidity: 7,
+            uid,
+            arrived_at: Timestamp::UNIX_EPOCH,
+            raw,
+            headers_only: false,
+            size: raw.len() as u64,
+            sha256: format!("{:x}", raw.len() * 1000 + uid as usize),
+            accept_due: None,
+        }
+    }
+
+    fn render(req: &ReplyRequest<'_>) -> OutgoingMail {
+        OutgoingMail {
+            message_id: format!(
+                "mailintake.{}.{}.{}@t",
+                req.ticket.unwrap_or(0),
+                req.kind.as_str(),
+                req.nonce
+            ),
+            to: req.verdict.sender.clone(),
+            subject: "s".into(),
+            text: "t".into(),
+            html: None,
+            in_reply_to: None,
+            references: vec![],
+            auto_submitted: AutoSubmitted::AutoReplied,
+            null_sender: true,
+            bcc: vec![],
+        }
+    }
+
+    fn record(store: &mut Store, uid: u32, v: &Verdict, limit: u32) -> (i64, Outcome) {
+        let raw = format!("mail {uid}").into_bytes();
+        store
+            .record_mail(
+                &incoming(uid, &raw),
+                v,
+                false,
+                limit,
+                Timestamp::UNIX_EPOCH,
+                &mut render,
+                &|_| true,
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn ticket_and_reply_are_recorded_together_and_ids_never_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let (_, o) = record(
+            &mut store,
+            1,
+            &verdict(Decision::Accept, "a@sev.gov.ru"),
+            40,
+        );
+        assert_eq!(
+            o,
+            Outcome::NewTicket {
+                ticket: 1,
+                status: Status::New
+            }
+        );
+        assert_eq!(store.count_outbox("pending").unwrap(), 1);
+        // A ticket deleted by hand does not free its number (AUTOINCREMENT).
+        store.conn().execute_batch("PRAGMA foreign_keys = OFF; DELETE FROM events; DELETE FROM correspondence; DELETE FROM tickets;").unwrap();
+        let (_, o) = record(
+            &mut store,
+            2,
+            &verdict(Decision::Incomplete, "a@sev.gov.ru"),
+            40,
+        );
+        assert_eq!(
+            o,
+            Outcome::NewTicket {
+                ticket: 2,
+                status: Status::Feedback
+            }
+        );
+    }
+
+    #[test]
+    fn same_bytes_again_are_a_duplicate() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let raw = b"same".to_vec();
+        let v = verdict(Decision::Accept, "a@sev.gov.ru");
+        let mut m = incoming(1, &raw);
+        m.sha256 = "abc".into();
+        store
+            .record_mail(
+                &m,
+                &v,
+                false,
+                40,
+                Timestamp::UNIX_EPOCH,
+                &mut render,
+                &|_| true,
+            )
+            .unwrap();
+        let mut m2 = incoming(1, &raw);
+        m2.uidvalidity = 8; // the mailbox was recreated
+        m2.sha256 = "abc".into();
+        let (_, o) = store
+            .record_mail(
+                &m2,
+                &v,
+                false,
+                40,
+                Timestamp::UNIX_EPOCH,
+                &mut render,
+                &|_| true,
+            )
+            .unwrap();
+        assert!(matches!(o, Outcome::Duplicate { .. }));
+        assert_eq!(store.tickets(None).unwrap().len(), 1);
+        assert_eq!(store.count_outbox("pending").unwrap(), 1);
+    }
+
+    #[test]
+    fn replies_per_address_are_limited_per_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        for uid in 1..=3 {
+            record(
+                &mut store,
+                uid,
+                &verdict(Decision::Reject, "robot@sev.gov.ru"),
+                2,
+            );
+        }
+        assert_eq!(store.count_outbox("pending").unwrap(), 2);
+        assert_eq!(store.count_outbox("suppressed").unwrap(), 1);
+    }
+
+    #[test]
+    fn an_older_store_is_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            // A version-1 file with one ticket, as the first release wrote it.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute_batch(
+                "INSERT INTO mails (mailbox, uidvalidity, uid, sha256, size, arrived_at, processed_at, decision, outcome,
+                                    reasons, verdict, sender, subject, raw, aside)
+                 VALUES ('INBOX', 1, 1, 'h', 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 'incomplete', 'ticket',
+                         '', '{}', 'a@sev.gov.ru', 's', x'00', 'processed');
+                 INSERT INTO tickets (status, priority, subject, sender, fields, created_at, updated_at, arrived_at, first_mail_id)
+                 VALUES ('feedback', 'normal', 's', 'a@sev.gov.ru', '{}', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z',
+                         '2026-01-01T00:00:00Z', 1);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let t = store.ticket(1).unwrap().unwrap();
+        assert_eq!(t.status, Status::Feedback);
+        assert_eq!(t.feedback_by.as_deref(), Some("mailintake"));
+    }
+
+    #[test]
+    fn a_newer_store_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.db");
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        let err = Store::open(&path).err().unwrap().to_string();
+        assert!(err.contains("newer"), "{err}");
+    }
 }

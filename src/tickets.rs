@@ -32,6 +32,8 @@ fn ticket_json(t: &TicketRow) -> serde_json::Value {
         "updated_at": t.updated_at,
         "arrived_at": t.arrived_at,
         "assignee": t.assignee,
+        "accept_due": t.accept_due,
+        "accepted_at": t.accepted_at,
         "fields": t.fields,
     })
 }
@@ -44,12 +46,19 @@ pub fn list(store: &Store, status: Option<Status>, as_json: bool) -> Result<Stri
         if as_json {
             out.push_str(&ticket_json(t).to_string());
         } else {
+            let due = t
+                .accept_due
+                .as_deref()
+                .filter(|_| matches!(t.status, Status::New | Status::Feedback))
+                .map(|d| format!("срок {}", local_time(d)))
+                .unwrap_or_default();
             out.push_str(&format!(
-                "#{:<5} {} {:<16} {:<10} {:<24} {}",
+                "#{:<5} {} {:<16} {:<10} {:<22} {:<24} {}",
                 t.id,
                 local_time(&t.arrived_at),
                 t.status.russian(),
                 priority_ru(&t.priority),
+                due,
                 t.sender,
                 t.subject
             ));
@@ -91,6 +100,12 @@ pub fn show(store: &Store, id: i64, as_json: bool) -> Result<String, String> {
         t.sender,
         local_time(&t.arrived_at)
     );
+    if let Some(d) = &t.accept_due {
+        s.push_str(&format!(
+            "Принять в работу до: {} (8 рабочих часов, п. 4.6)\n",
+            local_time(d)
+        ));
+    }
     if let Some(a) = &t.assignee {
         s.push_str(&format!("Ответственный: {a}\n"));
     }

@@ -55,6 +55,149 @@ fn daemon_against_real_servers() {
     eprintln!("rfc 3834: {:?}", t0.elapsed());
     survives_imap_restart_and_stops_on_sigterm(&s);
     eprintln!("imap restart: {:?}", t0.elapsed());
+    oversized_mail_is_not_downloaded(&s);
+    eprintln!("oversized: {:?}", t0.elapsed());
+    smtp_4xx_is_retried_and_5xx_recorded(&s);
+    eprintln!("smtp faults: {:?}", t0.elapsed());
+}
+
+fn oversized_mail_is_not_downloaded(s: &Servers) {
+    reset_mailboxes(s);
+    let work = tempfile::tempdir().unwrap();
+    let cfg = s.config(work.path(), "");
+    // A limit of 64 KiB for this test; the mail carries 100 KB.
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "reconnect_max_seconds = 2",
+        "reconnect_max_seconds = 2\nmax_mail_bytes = 65536",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let big = "Данные о заявителе: Иванова Т.А.\r\n".to_string() + &"x".repeat(100_000);
+    s.send(
+        "t.ivanova@sev.gov.ru",
+        "help@sevmiac.ru",
+        &mail("t.ivanova@sev.gov.ru", "Большое письмо", &big, ""),
+    );
+    wait_inbox(s, 1);
+    run_once(s, &cfg);
+    let rejected = maildir(s, "help@sevmiac.ru", "Rejected");
+    assert_eq!(rejected.len(), 1, "oversized mail set aside in Rejected");
+    assert!(rejected[0].len() > 100_000, "set aside untouched");
+    assert!(tickets_json(s, &cfg).is_empty());
+    let reply = wait_for(20, || {
+        replies_to(s, "t.ivanova@sev.gov.ru").into_iter().next()
+    })
+    .expect("too_large reply");
+    assert!(body_text(&reply).contains("МБ"), "{}", body_text(&reply));
+    // The ledger kept the headers only.
+    let db = rusqlite::Connection::open(work.path().join("mailintake.db")).unwrap();
+    let (headers_only, len): (bool, i64) = db
+        .query_row(
+            "SELECT headers_only, length(raw) FROM mails WHERE outcome = 'rejected'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(
+        headers_only && len < 4096,
+        "headers_only={headers_only} len={len}"
+    );
+}
+
+fn smtp_4xx_is_retried_and_5xx_recorded(s: &Servers) {
+    reset_mailboxes(s);
+    let work = tempfile::tempdir().unwrap();
+    let cfg = s.config(work.path(), "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "confirm_seconds = 5",
+        "confirm_seconds = 5\nretry_base_seconds = 1",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let db_path = work.path().join("mailintake.db");
+    s.send(
+        "t.ivanova@sev.gov.ru",
+        "help@sevmiac.ru",
+        &mail(
+            "t.ivanova@sev.gov.ru",
+            "Временная ошибка SMTP",
+            FULL_FORM,
+            "",
+        ),
+    );
+    wait_inbox(s, 1);
+    s.script(&["smtp-fault", "4xx"]);
+    run_once(s, &cfg);
+    let state = |db: &std::path::Path| -> (String, i64, Option<String>) {
+        rusqlite::Connection::open(db)
+            .unwrap()
+            .query_row(
+                "SELECT state, attempts, last_error FROM outbox ORDER BY id LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap()
+    };
+    let (st, attempts, err) = state(&db_path);
+    assert_eq!(st, "pending", "a 4xx leaves the reply waiting: {err:?}");
+    assert_eq!(attempts, 1);
+    assert!(
+        tickets_json(s, &cfg).len() == 1,
+        "the ticket exists although the reply is waiting"
+    );
+    s.script(&["smtp-fault", "off"]);
+    std::thread::sleep(Duration::from_millis(1200));
+    run_once(s, &cfg);
+    assert_eq!(state(&db_path).0, "sent");
+    wait_for(20, || {
+        replies_to(s, "t.ivanova@sev.gov.ru").into_iter().next()
+    })
+    .expect("reply after the 4xx");
+
+    // 5xx: recorded on the ticket as undeliverable, not retried.
+    s.send(
+        "p.petrov@sev.gov.ru",
+        "help@sevmiac.ru",
+        &mail(
+            "p.petrov@sev.gov.ru",
+            "Постоянная ошибка SMTP",
+            FULL_FORM,
+            "",
+        ),
+    );
+    wait_inbox(s, 1);
+    s.script(&["smtp-fault", "5xx"]);
+    run_once(s, &cfg);
+    s.script(&["smtp-fault", "off"]);
+    let t = tickets_json(s, &cfg);
+    let id = t
+        .iter()
+        .find(|t| t["sender"] == "p.petrov@sev.gov.ru")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let out = mailintake(
+        s,
+        &[
+            "ticket",
+            "show",
+            &id.to_string(),
+            "--json",
+            "--config",
+            cfg.to_str().unwrap(),
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds: Vec<&str> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"reply_undeliverable"), "{kinds:?}");
+    run_once(s, &cfg);
+    assert!(
+        replies_to(s, "p.petrov@sev.gov.ru").is_empty(),
+        "a 5xx reply is not retried"
+    );
 }
 
 fn reset_mailboxes(s: &Servers) {
@@ -384,8 +527,17 @@ fn survives_imap_restart_and_stops_on_sigterm(s: &Servers) {
             ),
         );
     }
-    wait_for(30, || (tickets_json(s, &cfg).len() == 3).then_some(()))
-        .expect("3 tickets before restart");
+    if wait_for(30, || (tickets_json(s, &cfg).len() == 3).then_some(())).is_none() {
+        panic!(
+            "3 tickets before restart; log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+    // A second daemon on the same store refuses to start.
+    let second = mailintake(s, &["run", "--once", "--config", cfg.to_str().unwrap()]);
+    assert!(!second.status.success());
+    let msg = String::from_utf8_lossy(&second.stderr);
+    assert!(msg.contains("already running"), "{msg}");
     s.script(&["restart-imap"]);
     for i in 0..3 {
         s.send(

@@ -274,6 +274,11 @@ async fn imap_client_against_dovecot() {
     assert_eq!(left.len(), 2);
     assert!(left.iter().all(|m| m.uid != first));
 
+    assert_eq!(
+        conn.set_aside(first, "Processed", KEYWORD).await.unwrap(),
+        Moved::Moved,
+        "a UID that is already gone is not an error"
+    );
     assert!(conn
         .find_message_id("Processed", "<m1@sev.gov.ru>")
         .await
@@ -426,6 +431,29 @@ async fn imap_client_against_dovecot() {
         "a broken connection stays broken: {err}"
     );
     conn.logout().await;
+
+    // A crash (SIGKILL, no BYE): the socket just closes.
+    let mut conn = ImapConn::connect(&s).await.expect("connect after restart");
+    conn.select("INBOX").await.unwrap();
+    let dir = servers.dir.path().to_path_buf();
+    let killer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::task::spawn_blocking(move || run_script(&dir, "kill-imap"))
+            .await
+            .unwrap()
+    });
+    let t = Instant::now();
+    let err = conn
+        .wait(Duration::from_secs(30), &mut stop_rx)
+        .await
+        .unwrap_err();
+    eprintln!("crash during IDLE after {:?}: {err}", t.elapsed());
+    assert!(err.is_transient(), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    killer.await.unwrap();
+    let err = ImapConn::connect(&s).await.unwrap_err();
+    assert!(err.is_transient(), "the server is down: {err}");
+    run_script(servers.dir.path(), "start-imap");
 
     send(smtp, "Ticket 5", "<m5@sev.gov.ru>", "body number 5");
     let mut conn = ImapConn::connect(&s).await.expect("reconnect");

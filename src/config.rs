@@ -21,6 +21,33 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub digest: DigestConfig,
+}
+
+/// Digests for 1st-line operators.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestConfig {
+    /// Who gets the digest; empty = no scheduled digests.
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    /// Local times (calendar zone) on working days.
+    #[serde(default = "d_digest_times")]
+    pub times: Vec<String>,
+    /// Mask patient data (surname → first letter, card → `****23`) in digests.
+    #[serde(default = "d_true")]
+    pub mask_patient: bool,
+}
+
+impl Default for DigestConfig {
+    fn default() -> Self {
+        DigestConfig {
+            recipients: Vec::new(),
+            times: d_digest_times(),
+            mask_patient: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -169,6 +196,9 @@ impl Default for LogConfig {
     }
 }
 
+fn d_digest_times() -> Vec<String> {
+    vec!["08:30".into(), "13:30".into()]
+}
 fn d_imap_port() -> u16 {
     993
 }
@@ -306,6 +336,13 @@ impl Config {
             return Err(file
                 .error("imap.idle_minutes", "must be between 1 and 29 (RFC 2177)")
                 .to_string());
+        }
+        for t in &cfg.digest.times {
+            if t.parse::<jiff::civil::Time>().is_err() {
+                return Err(file
+                    .error("digest.times", format!("`{t}` is not a time like \"08:30\""))
+                    .to_string());
+            }
         }
         if cfg.log.format != "text" && cfg.log.format != "json" {
             return Err(file

@@ -397,6 +397,11 @@ impl Store {
         &self.conn
     }
 
+    /// For feature modules (workflow, digests, quarantine) that run their own transactions.
+    pub fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
     // ---- ledger ------------------------------------------------------------------------
 
     pub fn ledger_state(

@@ -59,6 +59,64 @@ fn daemon_against_real_servers() {
     eprintln!("oversized: {:?}", t0.elapsed());
     smtp_4xx_is_retried_and_5xx_recorded(&s);
     eprintln!("smtp faults: {:?}", t0.elapsed());
+    sighup_reloads_rules_and_refuses_invalid_ones(&s);
+    eprintln!("sighup: {:?}", t0.elapsed());
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+fn sighup_reloads_rules_and_refuses_invalid_ones(s: &Servers) {
+    reset_mailboxes(s);
+    let work = tempfile::tempdir().unwrap();
+    let rules = work.path().join("rules");
+    copy_dir(&root().join("rules"), &rules);
+    let cfg = s.config(work.path(), "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        &format!("dir = \"{}\"", root().join("rules").display()),
+        &format!("dir = \"{}\"", rules.display()),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let log = work.path().join("daemon.log");
+    let mut child = spawn_daemon(s, &cfg, &log);
+    let hup = |child: &std::process::Child| unsafe {
+        libc::kill(child.id() as i32, libc::SIGHUP);
+    };
+    let log_has = |needle: &str| {
+        wait_for(15, || std::fs::read_to_string(&log).ok().filter(|t| t.contains(needle)).map(|_| ()))
+            .is_some()
+    };
+    // A subdomain is filtered under the shipped rules.
+    s.send("a@mail.sev.gov.ru", "help@sevmiac.ru", &mail("a@mail.sev.gov.ru", "С поддомена 1", FULL_FORM, ""));
+    wait_for(30, || (maildir(s, "help@sevmiac.ru", "Filtered").len() == 1).then_some(()))
+        .expect("filtered under the old rules");
+    // An invalid set is refused; the old one stays in force.
+    let intake = rules.join("intake.toml");
+    let good = std::fs::read_to_string(&intake).unwrap();
+    std::fs::write(&intake, good.replace("[senders]", "[senders]\nbogus_key = 1")).unwrap();
+    hup(&child);
+    assert!(log_has("new rules refused"), "{}", std::fs::read_to_string(&log).unwrap());
+    assert!(std::fs::read_to_string(&log).unwrap().contains("bogus_key"));
+    // A valid change takes effect without a restart.
+    std::fs::write(&intake, good.replace(r#"allowed_domains = ["sev.gov.ru"]"#, r#"allowed_domains = ["sev.gov.ru", "*.sev.gov.ru"]"#)).unwrap();
+    hup(&child);
+    assert!(log_has("rules reloaded"));
+    s.send("a@mail.sev.gov.ru", "help@sevmiac.ru", &mail("a@mail.sev.gov.ru", "С поддомена 2", FULL_FORM, ""));
+    wait_for(30, || (tickets_json(s, &cfg).len() == 1).then_some(()))
+        .expect("the subdomain is accepted after the reload");
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    wait_for(10, || child.try_wait().ok().flatten()).expect("daemon exits");
 }
 
 fn oversized_mail_is_not_downloaded(s: &Servers) {

@@ -1,0 +1,900 @@
+//! `mailintake quarantine`: the refused mail an admin or operator may look at again.
+//!
+//! Quarantine is not a place: it is the ledger rows whose outcome is `rejected`, `filtered` or
+//! `ignored` — the ledger keeps every mail's raw bytes and verdict. `list` and `show` read them;
+//! `release` judges a mail again with the current rules (after an admin fixed a rule) and, when
+//! it now passes — or an operator overrides the refusal with `force_accept` — does what intake
+//! would have done: the ticket (or the follow-up), its attachments, the normal reply, an event
+//! naming the operator, and the ledger row marked `released`, all in ONE transaction. A mail is
+//! released at most once. Nothing here deletes anything: the raw mail and its first verdict stay.
+
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::replay::{one_line, rejudge};
+use crate::rules::RuleSet;
+use crate::smtp::OutgoingMail;
+use crate::store::{Outcome, ReplyRequest, Status, Store};
+use crate::tickets::local_time;
+use crate::verdict::{Code, Decision, FormFields, Reason, Verdict};
+
+use self::release_sql::{record_release, ReleaseInto, ReleaseNote};
+
+/// Ledger outcomes that are "in quarantine".
+pub const OUTCOMES: [&str; 3] = ["rejected", "filtered", "ignored"];
+
+/// Reason codes a quarantined mail can carry (the filter, ignore and reject groups).
+const REFUSAL_CODES: [Code; 5] = [
+    Code::SenderDomain,
+    Code::Automatic,
+    Code::TooLarge,
+    Code::AttachmentDangerous,
+    Code::SupplementOnly,
+];
+
+/// One quarantined mail, as `list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuarantinedMail {
+    pub id: i64,
+    /// RFC 3339, as stored.
+    pub arrived_at: String,
+    pub decision: String,
+    pub outcome: String,
+    pub reasons: Vec<String>,
+    pub sender: String,
+    pub subject: String,
+    /// Only the header block was kept (the mail was over `imap.max_mail_bytes`).
+    pub headers_only: bool,
+    pub size: i64,
+}
+
+/// What releasing a mail did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReleaseOutcome {
+    /// A new ticket.
+    Ticket { ticket: i64, status: Status },
+    /// Added to an existing ticket.
+    Followup { ticket: i64 },
+    /// The current rules still refuse it (and no override was asked): nothing was changed.
+    /// `reasons` are `code: detail` lines.
+    StillRefused {
+        decision: Decision,
+        reasons: Vec<String>,
+    },
+}
+
+fn sql_err(e: rusqlite::Error) -> String {
+    format!("database: {e}")
+}
+
+fn parse_code(s: &str) -> Option<Code> {
+    serde_json::from_value(serde_json::Value::String(s.trim().to_string())).ok()
+}
+
+fn codes_of(joined: &str) -> Vec<String> {
+    joined
+        .split(',')
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The quarantined mails, oldest first; with `reason`, only those carrying that reason code.
+pub fn entries(store: &Store, reason: Option<&str>) -> Result<Vec<QuarantinedMail>, String> {
+    if let Some(r) = reason {
+        if parse_code(r).is_none() {
+            let known: Vec<&str> = REFUSAL_CODES.iter().map(|c| c.as_str()).collect();
+            return Err(format!(
+                "unknown reason code `{r}`; quarantined mail carries {}",
+                known.join(", ")
+            ));
+        }
+    }
+    let mut st = store
+        .conn()
+        .prepare(
+            "SELECT id, arrived_at, decision, outcome, reasons, sender, subject, headers_only, size
+             FROM mails
+             WHERE outcome IN ('rejected', 'filtered', 'ignored')
+               AND (?1 IS NULL OR instr(',' || reasons || ',', ',' || ?1 || ',') > 0)
+             ORDER BY id",
+        )
+        .map_err(sql_err)?;
+    let rows = st
+        .query_map(params![reason.map(str::trim)], |r| {
+            Ok(QuarantinedMail {
+                id: r.get(0)?,
+                arrived_at: r.get(1)?,
+                decision: r.get(2)?,
+                outcome: r.get(3)?,
+                reasons: codes_of(&r.get::<_, String>(4)?),
+                sender: r.get(5)?,
+                subject: r.get(6)?,
+                headers_only: r.get(7)?,
+                size: r.get(8)?,
+            })
+        })
+        .map_err(sql_err)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(sql_err)
+}
+
+/// `quarantine list`: one line per mail (id, local time, decision, reasons, sender, subject), or
+/// one JSON object per line.
+pub fn list(store: &Store, reason: Option<&str>, as_json: bool) -> Result<String, String> {
+    let mut out = String::new();
+    for m in entries(store, reason)? {
+        if as_json {
+            out.push_str(&serde_json::to_string(&m).map_err(|e| e.to_string())?);
+        } else {
+            out.push_str(&format!(
+                "#{:<5} {} {:<7} {:<22} {:<28} {}",
+                m.id,
+                local_time(&m.arrived_at),
+                m.decision,
+                m.reasons.join(","),
+                if m.sender.is_empty() {
+                    "—"
+                } else {
+                    &m.sender
+                },
+                one_line(&m.subject)
+            ));
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// One ledger row with everything `show` and `release` need.
+struct MailRow {
+    id: i64,
+    mailbox: String,
+    uidvalidity: i64,
+    uid: i64,
+    message_id: Option<String>,
+    sha256: String,
+    size: i64,
+    arrived_at: String,
+    processed_at: String,
+    decision: String,
+    outcome: String,
+    reasons: String,
+    verdict: String,
+    sender: String,
+    subject: String,
+    ticket_id: Option<i64>,
+    raw: Vec<u8>,
+    headers_only: bool,
+}
+
+fn mail_row(store: &Store, id: i64) -> Result<MailRow, String> {
+    store
+        .conn()
+        .query_row(
+            "SELECT id, mailbox, uidvalidity, uid, message_id, sha256, size, arrived_at, processed_at,
+                    decision, outcome, reasons, verdict, sender, subject, ticket_id, raw, headers_only
+             FROM mails WHERE id = ?1",
+            params![id],
+            |r| {
+                Ok(MailRow {
+                    id: r.get(0)?,
+                    mailbox: r.get(1)?,
+                    uidvalidity: r.get(2)?,
+                    uid: r.get(3)?,
+                    message_id: r.get(4)?,
+                    sha256: r.get(5)?,
+                    size: r.get(6)?,
+                    arrived_at: r.get(7)?,
+                    processed_at: r.get(8)?,
+                    decision: r.get(9)?,
+                    outcome: r.get(10)?,
+                    reasons: r.get(11)?,
+                    verdict: r.get(12)?,
+                    sender: r.get(13)?,
+                    subject: r.get(14)?,
+                    ticket_id: r.get(15)?,
+                    raw: r.get(16)?,
+                    headers_only: r.get(17)?,
+                })
+            },
+        )
+        .optional()
+        .map_err(sql_err)?
+        .ok_or_else(|| format!("письмо #{id} не найдено"))
+}
+
+/// Why a mail is not (or no longer) in quarantine, for a refusal.
+fn not_quarantined(m: &MailRow) -> String {
+    match (m.outcome.as_str(), m.ticket_id) {
+        ("released", Some(t)) => format!(
+            "письмо #{} уже выпущено из карантина (заявка #{t}); второй раз его не выпустить",
+            m.id
+        ),
+        ("released", None) => format!("письмо #{} уже выпущено из карантина", m.id),
+        (_, Some(t)) => format!(
+            "письмо #{} не в карантине: оно уже в заявке #{t} (итог «{}»)",
+            m.id, m.outcome
+        ),
+        _ => format!("письмо #{} не в карантине (итог «{}»)", m.id, m.outcome),
+    }
+}
+
+/// The top-level header fields of a raw mail as written: name, and the value with its folding
+/// (line breaks as `\n`). 8-bit bytes that are not UTF-8 are shown as U+FFFD.
+pub fn raw_headers(raw: &[u8]) -> Vec<(String, String)> {
+    let Some(msg) = mail_parser::MessageParser::default().parse_headers(raw) else {
+        return Vec::new();
+    };
+    let text = |from: u32, to: u32| {
+        raw.get(from as usize..to as usize)
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default()
+            .into_owned()
+    };
+    msg.headers()
+        .iter()
+        .map(|h| {
+            let name = text(h.offset_field, h.offset_start);
+            let name = name.trim().trim_end_matches(':').trim_end().to_string();
+            let value = text(h.offset_start, h.offset_end).replace("\r\n", "\n");
+            (name, value.trim().to_string())
+        })
+        .collect()
+}
+
+/// The reasons of the stored verdict (with their sentences); the codes of the row when the
+/// verdict cannot be read.
+fn stored_reasons(m: &MailRow) -> Vec<Reason> {
+    match serde_json::from_str::<Verdict>(&m.verdict) {
+        Ok(v) => v.reasons,
+        Err(_) => codes_of(&m.reasons)
+            .into_iter()
+            .filter_map(|c| parse_code(&c).map(|code| Reason::new(code, "")))
+            .collect(),
+    }
+}
+
+/// `quarantine show ID`: the ledger facts, every top-level header as written, the reasons with
+/// their sentences, and the stored verdict (pretty JSON). Any mail of the ledger can be shown;
+/// the first line says whether it is in quarantine.
+pub fn show(store: &Store, id: i64, as_json: bool) -> Result<String, String> {
+    let m = mail_row(store, id)?;
+    let headers = raw_headers(&m.raw);
+    let reasons = stored_reasons(&m);
+    let verdict: serde_json::Value =
+        serde_json::from_str(&m.verdict).unwrap_or(serde_json::Value::Null);
+    if as_json {
+        let v = json!({
+            "id": m.id,
+            "in_quarantine": OUTCOMES.contains(&m.outcome.as_str()),
+            "outcome": m.outcome,
+            "decision": m.decision,
+            "reasons": reasons,
+            "sender": m.sender,
+            "subject": m.subject,
+            "message_id": m.message_id,
+            "arrived_at": m.arrived_at,
+            "processed_at": m.processed_at,
+            "mailbox": m.mailbox,
+            "uidvalidity": m.uidvalidity,
+            "uid": m.uid,
+            "size": m.size,
+            "sha256": m.sha256,
+            "headers_only": m.headers_only,
+            "ticket_id": m.ticket_id,
+            "headers": headers
+                .iter()
+                .map(|(n, v)| json!({"name": n, "value": v}))
+                .collect::<Vec<_>>(),
+            "verdict": verdict,
+        });
+        return Ok(format!("{v}\n"));
+    }
+    let state = if OUTCOMES.contains(&m.outcome.as_str()) {
+        format!("в карантине: {}", m.decision)
+    } else {
+        not_quarantined(&m)
+    };
+    let mut s = format!("Письмо #{}  [{}]\n", m.id, state);
+    s.push_str(&format!(
+        "От: {}\nТема: {}\nПоступило: {}   обработано: {}\n",
+        if m.sender.is_empty() {
+            "— (адрес не читается)"
+        } else {
+            &m.sender
+        },
+        one_line(&m.subject),
+        local_time(&m.arrived_at),
+        local_time(&m.processed_at)
+    ));
+    s.push_str(&format!(
+        "Ящик: {}, UIDVALIDITY {}, UID {}; {} байт; SHA-256 {}\n",
+        m.mailbox, m.uidvalidity, m.uid, m.size, m.sha256
+    ));
+    if let Some(t) = m.ticket_id {
+        s.push_str(&format!("Заявка: #{t}\n"));
+    }
+    if m.headers_only {
+        s.push_str(
+            "Сохранены только заголовки: письмо было больше imap.max_mail_bytes и не загружалось.\n",
+        );
+    }
+    s.push_str(&format!("\nРешение: {}\nПричины:\n", m.decision));
+    if reasons.is_empty() {
+        s.push_str("  —\n");
+    }
+    for r in &reasons {
+        if r.detail.is_empty() {
+            s.push_str(&format!("  • {}\n", r.code.as_str()));
+        } else {
+            s.push_str(&format!("  • {}: {}\n", r.code.as_str(), r.detail));
+        }
+    }
+    s.push_str("\nЗаголовки:\n");
+    if headers.is_empty() {
+        s.push_str("  (заголовки не читаются)\n");
+    }
+    for (name, value) in &headers {
+        s.push_str(&format!("  {name}: {}\n", value.replace('\n', "\n  ")));
+    }
+    s.push_str("\nВердикт:\n");
+    let pretty = serde_json::to_string_pretty(&verdict).unwrap_or_else(|_| m.verdict.clone());
+    s.push_str(&pretty);
+    s.push('\n');
+    Ok(s)
+}
+
+/// `quarantine release ID [--force-accept]`.
+///
+/// The stored raw mail is judged with `rules` (the current ones). Accept, incomplete or a
+/// follow-up of one of our tickets: the ticket is created (status «Новая» / «Обратная связь»)
+/// or the follow-up added, with the reply intake would have queued, and the event «выпущено из
+/// карантина оператором X». Still refused and no override: [`ReleaseOutcome::StillRefused`],
+/// nothing changes. Refused but `force_accept`: the operator's override — accepted with the
+/// verdict's parsed fields, decision accept, reasons cleared (a follow-up of one of our tickets
+/// is added to it), event «принято оператором X вопреки правилам: …». An override is recorded
+/// only when the rules refuse: a mail they now pass is released normally.
+///
+/// A mail kept as headers only (too large to download) cannot be judged again: it has no body;
+/// only `force_accept` releases it. A released mail cannot be released again. `accept_due` is
+/// the reg. 4.6 deadline of a new ticket (the caller's calendar). An operator's release is not
+/// held back by the per-address daily limit of auto-replies.
+#[allow(clippy::too_many_arguments)]
+pub fn release(
+    store: &mut Store,
+    mail_id: i64,
+    rules: &RuleSet,
+    force_accept: bool,
+    actor: &str,
+    now: jiff::Timestamp,
+    accept_due: Option<String>,
+    render: &mut dyn FnMut(&ReplyRequest<'_>) -> OutgoingMail,
+    form_complete: &dyn Fn(&FormFields) -> bool,
+) -> Result<ReleaseOutcome, String> {
+    let actor = actor.trim();
+    if actor.is_empty() {
+        return Err("name the operator who releases the mail".into());
+    }
+    let m = mail_row(store, mail_id)?;
+    if !OUTCOMES.contains(&m.outcome.as_str()) {
+        return Err(not_quarantined(&m));
+    }
+    let current = if m.headers_only {
+        if !force_accept {
+            return Err(format!(
+                "письмо #{mail_id} сохранено без тела (оно было больше imap.max_mail_bytes): правила не могут \
+                 оценить его заново; выпустить его можно только решением оператора (--force-accept)"
+            ));
+        }
+        serde_json::from_str::<Verdict>(&m.verdict)
+            .map_err(|e| format!("письмо #{mail_id}: сохранённый вердикт не читается: {e}"))?
+    } else {
+        rejudge(
+            store.conn(),
+            &m.raw,
+            false,
+            m.size.max(0) as u64,
+            rules,
+            None,
+        )
+    };
+    let refused = matches!(
+        current.decision,
+        Decision::Filter | Decision::Ignore | Decision::Reject
+    );
+    let codes = |v: &Verdict| -> String {
+        let c: Vec<&str> = v.reasons.iter().map(|r| r.code.as_str()).collect();
+        if c.is_empty() {
+            "—".into()
+        } else {
+            c.join(", ")
+        }
+    };
+    let old = if m.reasons.is_empty() {
+        m.decision.clone()
+    } else {
+        format!("{}: {}", m.decision, m.reasons.replace(',', ", "))
+    };
+
+    let (verdict, into, kind, detail) = if refused {
+        if !force_accept {
+            return Ok(ReleaseOutcome::StillRefused {
+                decision: current.decision,
+                reasons: current
+                    .reasons
+                    .iter()
+                    .map(|r| format!("{}: {}", r.code.as_str(), r.detail))
+                    .collect(),
+            });
+        }
+        if current.sender.is_empty() {
+            return Err(format!(
+                "письмо #{mail_id}: адрес отправителя не читается — заявку не создать, ответить некому"
+            ));
+        }
+        let mut v = current.clone();
+        v.decision = Decision::Accept;
+        v.reasons.clear();
+        v.missing.clear();
+        let into = match v.followup_of {
+            // Rejected as a follow-up of one of our tickets: accepted, it belongs to that ticket.
+            Some(t) if store.ticket_exists(t as i64).unwrap_or(false) => {
+                v.decision = Decision::Followup;
+                ReleaseInto::Followup { ticket: t as i64 }
+            }
+            _ => {
+                v.followup_of = None;
+                ReleaseInto::NewTicket {
+                    status: Status::New,
+                    accept_due,
+                }
+            }
+        };
+        let mut detail = format!(
+            "письмо #{mail_id} принято оператором {actor} вопреки правилам: {}",
+            m.reasons.replace(',', ", ")
+        );
+        if m.reasons.is_empty() {
+            detail.push_str(&m.decision);
+        }
+        let now_codes = codes(&current);
+        if now_codes != m.reasons.replace(',', ", ") {
+            detail.push_str(&format!(
+                "; по текущим правилам: {} ({now_codes})",
+                current.decision.as_str()
+            ));
+        }
+        if m.headers_only {
+            detail.push_str("; тело письма не сохранено (слишком большое)");
+        }
+        (v, into, "forced_accept", detail)
+    } else {
+        let into = match current.decision {
+            Decision::Followup => match current.followup_of {
+                Some(t) => ReleaseInto::Followup { ticket: t as i64 },
+                None => return Err(format!("письмо #{mail_id}: дополнение без номера заявки")),
+            },
+            Decision::Incomplete => ReleaseInto::NewTicket {
+                status: Status::Feedback,
+                accept_due,
+            },
+            _ => ReleaseInto::NewTicket {
+                status: Status::New,
+                accept_due,
+            },
+        };
+        let detail = format!(
+            "письмо #{mail_id} выпущено из карантина оператором {actor} (было: {old}; по текущим правилам: {})",
+            current.decision.as_str()
+        );
+        (current, into, "released", detail)
+    };
+    let note = ReleaseNote {
+        actor,
+        kind,
+        detail: &detail,
+    };
+    let outcome = record_release(
+        store,
+        mail_id,
+        &verdict,
+        into,
+        &note,
+        u32::MAX,
+        now,
+        render,
+        form_complete,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(match outcome {
+        Outcome::NewTicket { ticket, status } => ReleaseOutcome::Ticket { ticket, status },
+        Outcome::Followup { ticket, .. } => ReleaseOutcome::Followup { ticket },
+        other => return Err(format!("письмо #{mail_id}: unexpected outcome {other:?}")),
+    })
+}
+
+/// What `quarantine release` prints.
+pub fn render_release(mail_id: i64, outcome: &ReleaseOutcome) -> String {
+    match outcome {
+        ReleaseOutcome::Ticket { ticket, status } => format!(
+            "письмо #{mail_id} выпущено: заявка #{ticket} в статусе «{}», ответ заявителю поставлен в очередь\n",
+            status.russian()
+        ),
+        ReleaseOutcome::Followup { ticket } => {
+            format!("письмо #{mail_id} выпущено: добавлено к заявке #{ticket}\n")
+        }
+        ReleaseOutcome::StillRefused { decision, reasons } => {
+            let mut s = format!(
+                "письмо #{mail_id} не выпущено: текущие правила по-прежнему решают «{}»\n",
+                decision.as_str()
+            );
+            for r in reasons {
+                s.push_str(&format!("  • {r}\n"));
+            }
+            s.push_str(
+                "Исправьте правило (mailintake rules check) или примите письмо решением оператора: --force-accept\n",
+            );
+            s
+        }
+    }
+}
+
+// ---- the release transaction ------------------------------------------------------------------
+//
+// A mirror of store.rs's private create_ticket / add_followup / queue_reply / add_event, until
+// the store offers `Store::record_release` (the proposed diff does exactly this with the store's
+// own helpers; this module then drops `release_sql` and calls `store.record_release(..)`).
+mod release_sql {
+    use jiff::Timestamp;
+    use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+
+    use crate::smtp::OutgoingMail;
+    use crate::store::{Outcome, ReplyRequest, ReplyWanted, Status, Store, StoreError};
+    use crate::verdict::{FormFields, Verdict};
+
+    type Result<T> = std::result::Result<T, StoreError>;
+
+    /// Where a released mail goes.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum ReleaseInto {
+        /// A new ticket in this status (`New` or `Feedback`) with its reg. 4.6 deadline.
+        NewTicket {
+            status: Status,
+            accept_due: Option<String>,
+        },
+        /// Added to this existing ticket.
+        Followup { ticket: i64 },
+    }
+
+    /// The operator's event on the ticket.
+    pub struct ReleaseNote<'a> {
+        pub actor: &'a str,
+        pub kind: &'a str,
+        pub detail: &'a str,
+    }
+
+    fn ts(t: Timestamp) -> String {
+        t.round(jiff::Unit::Millisecond).unwrap_or(t).to_string()
+    }
+
+    fn parse_ts(s: &str) -> Timestamp {
+        s.parse().unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    /// One transaction: the ticket or follow-up, the reply, the operator's event, and the
+    /// ledger row marked `released`. Refused when the row is no longer in quarantine.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_release(
+        store: &mut Store,
+        mail_id: i64,
+        verdict: &Verdict,
+        into: ReleaseInto,
+        note: &ReleaseNote<'_>,
+        limit: u32,
+        now: Timestamp,
+        render: &mut dyn FnMut(&ReplyRequest<'_>) -> OutgoingMail,
+        form_complete: &dyn Fn(&FormFields) -> bool,
+    ) -> Result<Outcome> {
+        let tx = store
+            .conn_mut()
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let arrived_at: Option<String> = tx
+            .query_row(
+                "SELECT arrived_at FROM mails WHERE id = ?1 AND outcome IN ('rejected', 'filtered', 'ignored')",
+                params![mail_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(arrived_at) = arrived_at else {
+            return Err(StoreError::Other(format!(
+                "письмо #{mail_id} не в карантине (уже выпущено?)"
+            )));
+        };
+        let (ticket, outcome) = match into {
+            ReleaseInto::NewTicket { status, accept_due } => {
+                let t = create_ticket(
+                    &tx,
+                    mail_id,
+                    parse_ts(&arrived_at),
+                    accept_due.as_deref(),
+                    verdict,
+                    status,
+                    now,
+                )?;
+                let kind = if status == Status::New {
+                    ReplyWanted::Accept
+                } else {
+                    ReplyWanted::Incomplete
+                };
+                queue_reply(
+                    &tx,
+                    kind,
+                    Some(t),
+                    Some(mail_id),
+                    verdict,
+                    &verdict.fields,
+                    limit,
+                    now,
+                    render,
+                )?;
+                (t, Outcome::NewTicket { ticket: t, status })
+            }
+            ReleaseInto::Followup { ticket } => {
+                if !ticket_exists(&tx, ticket)? {
+                    return Err(StoreError::Other(format!("заявка #{ticket} не найдена")));
+                }
+                let completed = add_followup(
+                    &tx,
+                    ticket,
+                    mail_id,
+                    verdict,
+                    now,
+                    limit,
+                    render,
+                    form_complete,
+                )?;
+                (ticket, Outcome::Followup { ticket, completed })
+            }
+        };
+        tx.execute(
+            "UPDATE mails SET outcome = 'released', ticket_id = ?2 WHERE id = ?1",
+            params![mail_id, ticket],
+        )?;
+        add_event(&tx, ticket, now, note.actor, note.kind, note.detail)?;
+        tx.commit()?;
+        Ok(outcome)
+    }
+
+    fn ticket_exists(conn: &Connection, n: i64) -> Result<bool> {
+        Ok(conn
+            .query_row("SELECT id FROM tickets WHERE id = ?1", params![n], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()?
+            .is_some())
+    }
+
+    fn add_event(
+        tx: &Connection,
+        ticket: i64,
+        now: Timestamp,
+        actor: &str,
+        kind: &str,
+        detail: &str,
+    ) -> Result<()> {
+        tx.execute(
+            "INSERT INTO events (ticket_id, at, actor, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![ticket, ts(now), actor, kind, detail],
+        )?;
+        Ok(())
+    }
+
+    fn add_attachments(
+        tx: &Connection,
+        ticket: i64,
+        mail_id: i64,
+        verdict: &Verdict,
+    ) -> Result<()> {
+        for (i, a) in verdict.attachments.iter().enumerate() {
+            let kind = serde_json::to_value(a.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            tx.execute(
+                "INSERT INTO attachments (ticket_id, mail_id, position, name, kind, bytes, content_type)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![ticket, mail_id, i as i64, a.name, kind, a.bytes as i64, a.content_type],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn create_ticket(
+        tx: &Transaction<'_>,
+        mail_id: i64,
+        arrived_at: Timestamp,
+        accept_due: Option<&str>,
+        verdict: &Verdict,
+        status: Status,
+        now: Timestamp,
+    ) -> Result<i64> {
+        let fields =
+            serde_json::to_string(&verdict.fields).map_err(|e| StoreError::Other(e.to_string()))?;
+        tx.execute(
+            "INSERT INTO tickets (status, priority, impact, subject, sender, fields, created_at, updated_at, arrived_at, first_mail_id,
+                                  accept_due, feedback_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                status.as_str(),
+                verdict.priority.as_str(),
+                verdict.impact.map(|i| i.as_str()),
+                verdict.subject,
+                verdict.sender,
+                fields,
+                ts(now),
+                ts(arrived_at),
+                mail_id,
+                accept_due,
+                (status == Status::Feedback).then_some("mailintake"),
+            ],
+        )?;
+        let t = tx.last_insert_rowid();
+        tx.execute(
+            "INSERT INTO correspondence (ticket_id, direction, mail_id, at, summary) VALUES (?1, 'in', ?2, ?3, ?4)",
+            params![t, mail_id, ts(arrived_at), format!("письмо от {}: {}", verdict.sender, verdict.subject)],
+        )?;
+        add_attachments(tx, t, mail_id, verdict)?;
+        let mut detail = format!("заявка создана в статусе «{}»", status.russian());
+        if !verdict.reasons.is_empty() {
+            let codes: Vec<&str> = verdict.reasons.iter().map(|r| r.code.as_str()).collect();
+            detail.push_str(&format!("; замечания: {}", codes.join(", ")));
+        }
+        add_event(tx, t, now, "mailintake", "created", &detail)?;
+        Ok(t)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_followup(
+        tx: &Transaction<'_>,
+        t: i64,
+        mail_id: i64,
+        verdict: &Verdict,
+        now: Timestamp,
+        limit: u32,
+        render: &mut dyn FnMut(&ReplyRequest<'_>) -> OutgoingMail,
+        form_complete: &dyn Fn(&FormFields) -> bool,
+    ) -> Result<bool> {
+        tx.execute(
+            "INSERT INTO correspondence (ticket_id, direction, mail_id, at, summary) VALUES (?1, 'in', ?2, ?3, ?4)",
+            params![t, mail_id, ts(now), format!("дополнение от {}: {}", verdict.sender, verdict.subject)],
+        )?;
+        add_attachments(tx, t, mail_id, verdict)?;
+        add_event(
+            tx,
+            t,
+            now,
+            "mailintake",
+            "followup",
+            &format!("получено дополнение (письмо #{mail_id})"),
+        )?;
+        let (status, fields): (String, String) = tx.query_row(
+            "SELECT status, fields FROM tickets WHERE id = ?1",
+            params![t],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let status = Status::parse(&status).unwrap_or(Status::New);
+        let mut merged: FormFields = serde_json::from_str(&fields).unwrap_or_default();
+        merged.merge_from(&verdict.fields);
+        let merged_json =
+            serde_json::to_string(&merged).map_err(|e| StoreError::Other(e.to_string()))?;
+        tx.execute(
+            "UPDATE tickets SET fields = ?2, updated_at = ?3 WHERE id = ?1",
+            params![t, merged_json, ts(now)],
+        )?;
+        if status == Status::Feedback && form_complete(&merged) {
+            tx.execute(
+                "UPDATE tickets SET status = 'new', updated_at = ?2 WHERE id = ?1",
+                params![t, ts(now)],
+            )?;
+            add_event(
+                tx,
+                t,
+                now,
+                "mailintake",
+                "status",
+                "«Обратная связь» → «Новая»: форма заявки дополнена",
+            )?;
+            queue_reply(
+                tx,
+                ReplyWanted::Completed,
+                Some(t),
+                Some(mail_id),
+                verdict,
+                &merged,
+                limit,
+                now,
+                render,
+            )?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn queue_reply(
+        tx: &Transaction<'_>,
+        kind: ReplyWanted,
+        ticket: Option<i64>,
+        mail_id: Option<i64>,
+        verdict: &Verdict,
+        fields: &FormFields,
+        limit: u32,
+        now: Timestamp,
+        render: &mut dyn FnMut(&ReplyRequest<'_>) -> OutgoingMail,
+    ) -> Result<()> {
+        let nonce = format!("m{}", mail_id.unwrap_or(0));
+        let out = render(&ReplyRequest {
+            kind,
+            ticket,
+            verdict,
+            fields,
+            nonce,
+        });
+        let day = now.strftime("%Y-%m-%d").to_string();
+        let count: i64 = tx
+            .query_row(
+                "SELECT count FROM reply_counts WHERE address = ?1 AND day = ?2",
+                params![out.to, day],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
+        let state = if count >= limit as i64 {
+            "suppressed"
+        } else {
+            "pending"
+        };
+        if state == "pending" {
+            tx.execute(
+                "INSERT INTO reply_counts (address, day, count) VALUES (?1, ?2, 1)
+                 ON CONFLICT (address, day) DO UPDATE SET count = count + 1",
+                params![out.to, day],
+            )?;
+        }
+        let payload = serde_json::to_string(&out).map_err(|e| StoreError::Other(e.to_string()))?;
+        tx.execute(
+            "INSERT INTO outbox (ticket_id, mail_id, kind, recipient, message_id, payload, state, next_attempt_at, created_at, last_error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
+            params![
+                ticket,
+                mail_id,
+                kind.as_str(),
+                out.to,
+                out.message_id,
+                payload,
+                state,
+                ts(now),
+                (state == "suppressed").then(|| format!("лимит {limit} ответов в день на адрес"))
+            ],
+        )?;
+        let outbox_id = tx.last_insert_rowid();
+        if let Some(t) = ticket {
+            tx.execute(
+                "INSERT INTO correspondence (ticket_id, direction, outbox_id, at, summary) VALUES (?1, 'out', ?2, ?3, ?4)",
+                params![t, outbox_id, ts(now), format!("ответ ({}): {}", kind.as_str(), out.subject)],
+            )?;
+            if state == "suppressed" {
+                add_event(
+                    tx,
+                    t,
+                    now,
+                    "mailintake",
+                    "reply_suppressed",
+                    &format!("ответ не отправлен: превышен лимит {limit} ответов в день на адрес"),
+                )?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -340,7 +340,10 @@ impl Config {
         for t in &cfg.digest.times {
             if t.parse::<jiff::civil::Time>().is_err() {
                 return Err(file
-                    .error("digest.times", format!("`{t}` is not a time like \"08:30\""))
+                    .error(
+                        "digest.times",
+                        format!("`{t}` is not a time like \"08:30\""),
+                    )
                     .to_string());
             }
         }

@@ -595,6 +595,27 @@ impl Daemon {
                 }
             })
         };
+        let digests = {
+            let me = self.clone();
+            let times = crate::digest::parse_times(&me.cfg.digest.times)?;
+            let mut store = me.open_store()?;
+            let mut stop = shutdown.clone();
+            tokio::spawn(async move {
+                if me.cfg.digest.recipients.is_empty() || times.is_empty() {
+                    return; // no scheduled digests
+                }
+                loop {
+                    me.digest_if_due(&mut store, &times);
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+                        _ = stop.changed() => {}
+                    }
+                    if *stop.borrow() {
+                        break;
+                    }
+                }
+            })
+        };
         let mut store = self.open_store()?;
         let mut stop = shutdown.clone();
         let mut backoff = Duration::from_secs(1);
@@ -649,7 +670,43 @@ impl Daemon {
             }
         }
         let _ = tokio::time::timeout(Duration::from_secs(3), sender).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), digests).await;
         Ok(())
+    }
+
+    /// Queue the scheduled digest when a slot is due (`digest::due_slot`); logs counts only.
+    pub fn digest_if_due(&self, store: &mut Store, times: &[jiff::civil::Time]) {
+        let now = Timestamp::now();
+        let last = match crate::digest::last_sent(store) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the last digest");
+                return;
+            }
+        };
+        let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
+        let Some(slot) = crate::digest::due_slot(&loaded.calendar, times, last, now) else {
+            return;
+        };
+        let built =
+            crate::digest::build(store, &loaded.calendar, now, self.cfg.digest.mask_patient);
+        drop(loaded);
+        let d = match built {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the digest");
+                return;
+            }
+        };
+        let mail = crate::digest::outgoing(&d, &self.cfg.smtp.from);
+        match crate::digest::record_sent(store, &d, &self.cfg.digest.recipients, &mail) {
+            Ok(id) => {
+                tracing::info!(digest = id, slot = %slot, new = d.new_tickets, feedback = d.feedback,
+                    overdue = d.overdue, refused = d.refused, "digest queued");
+                self.outbox_ready.notify_one();
+            }
+            Err(e) => tracing::error!(error = %e, "cannot queue the digest"),
+        }
     }
 }
 

@@ -5,12 +5,17 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use jiff::Timestamp;
+use mailintake::calendar::Calendar;
 use mailintake::check;
 use mailintake::config::Config;
 use mailintake::daemon::Daemon;
+use mailintake::digest;
 use mailintake::rules::RuleSet;
+use mailintake::smtp::Mailer;
 use mailintake::store::{Status, Store};
 use mailintake::tickets;
+use mailintake::workflow;
 
 #[derive(Parser)]
 #[command(
@@ -63,10 +68,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// One ticket: show it, or get an attachment's bytes.
+    /// One ticket: show it, get an attachment, or work it (assign, status, priority).
     Ticket {
         #[command(subcommand)]
         action: TicketAction,
+    },
+    /// The operators' digest: print it, or queue it for `digest.recipients` now.
+    Digest {
+        #[arg(long)]
+        config: PathBuf,
+        /// Show the digest without sending or recording it.
+        #[arg(long, conflicts_with = "send", required_unless_present = "send")]
+        print: bool,
+        /// Queue it for the recipients now (the next digest starts here).
+        #[arg(long)]
+        send: bool,
+        /// With --print: the HTML part instead of the text.
+        #[arg(long, requires = "print")]
+        html: bool,
     },
 }
 
@@ -84,6 +103,41 @@ enum TicketAction {
     Attachment {
         id: i64,
         name: String,
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Assign the ticket to a specialist (new/feedback → assigned).
+    Assign {
+        id: i64,
+        #[arg(long)]
+        to: String,
+        /// Who does it (default: $SUDO_USER or $USER).
+        #[arg(long = "as")]
+        actor: Option<String>,
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Move the ticket to another status (reg. 4.8); feedback and resolved need --comment.
+    Status {
+        id: i64,
+        /// new, assigned, in_progress, feedback, resolved, closed (or the Russian name).
+        status: String,
+        #[arg(long)]
+        comment: Option<String>,
+        #[arg(long = "as")]
+        actor: Option<String>,
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Lower the priority (and impact) — reg. 4.5, 4.9.
+    Priority {
+        id: i64,
+        /// urgent, high, normal, low (or the Russian name, or 1–4).
+        priority: String,
+        #[arg(long)]
+        impact: Option<String>,
+        #[arg(long = "as")]
+        actor: Option<String>,
         #[arg(long)]
         config: PathBuf,
     },
@@ -192,6 +246,105 @@ fn run_daemon(config: PathBuf, once: bool) -> ExitCode {
     })
 }
 
+/// The operator commands: load config, rules and store, run one workflow step, print the result.
+fn workflow_command(
+    config: &std::path::Path,
+    step: impl FnOnce(
+        &mut Store,
+        &mailintake::daemon::Loaded,
+        &Config,
+        &str,
+    ) -> Result<String, workflow::WorkflowError>,
+    actor: Option<String>,
+) -> ExitCode {
+    let cfg = match load_config(config) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let loaded = match mailintake::daemon::Loaded::load(&cfg.rules.dir) {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    let mut store = match Store::open(&cfg.store.path) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("{}: {e}", cfg.store.path.display())),
+    };
+    let actor = actor.unwrap_or_else(|| workflow::Actor::from_env().0);
+    match step(&mut store, &loaded, &cfg, &actor) {
+        Ok(msg) => {
+            println!("{msg}");
+            ExitCode::SUCCESS
+        }
+        Err(e @ workflow::WorkflowError::Store(_)) => fail(e),
+        Err(e) => {
+            eprintln!("mailintake: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn digest_command(config: PathBuf, send: bool, html: bool) -> ExitCode {
+    let cfg = match load_config(&config) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let cal = match Calendar::load(&cfg.rules.dir.join("calendar.toml")) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let mut store = match Store::open(&cfg.store.path) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("{}: {e}", cfg.store.path.display())),
+    };
+    let d = match digest::build(&store, &cal, Timestamp::now(), cfg.digest.mask_patient) {
+        Ok(d) => d,
+        Err(e) => return fail(e),
+    };
+    if !send {
+        print!("{}", if html { &d.html } else { &d.text });
+        return ExitCode::SUCCESS;
+    }
+    if cfg.digest.recipients.is_empty() {
+        return fail("digest.recipients is empty in the config: nobody to send the digest to");
+    }
+    let mail = digest::outgoing(&d, &cfg.smtp.from);
+    let id = match digest::record_sent(&mut store, &d, &cfg.digest.recipients, &mail) {
+        Ok(id) => id,
+        Err(e) => return fail(e),
+    };
+    // A running daemon sends it within seconds; without one, send the outbox now.
+    let Ok(_lock) = mailintake::daemon::lock_store(&cfg.store.path) else {
+        eprintln!(
+            "mailintake: digest #{id} queued for {}; the running daemon sends it",
+            cfg.digest.recipients.join(", ")
+        );
+        return ExitCode::SUCCESS;
+    };
+    let daemon = match Daemon::new(cfg) {
+        Ok(d) => d,
+        Err(e) => return fail(e),
+    };
+    let mailer = match daemon
+        .cfg
+        .smtp_settings()
+        .and_then(|s| Mailer::new(&s).map_err(|e| e.to_string()))
+    {
+        Ok(m) => m,
+        Err(e) => return fail(e),
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(e),
+    };
+    let sent = rt.block_on(daemon.send_due(&mut store, &mailer));
+    let left = store.count_outbox("pending").unwrap_or(0);
+    eprintln!("mailintake: digest #{id}: {sent} mail(s) sent, {left} still pending");
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -218,7 +371,76 @@ fn main() -> ExitCode {
                 Err(e) => fail(e),
             }
         }
+        Command::Digest {
+            config, send, html, ..
+        } => digest_command(config, send, html),
         Command::Ticket { action } => match action {
+            TicketAction::Assign {
+                id,
+                to,
+                actor,
+                config,
+            } => workflow_command(
+                &config,
+                |store, _, _, actor| workflow::assign(store, id, &to, actor, Timestamp::now()),
+                actor,
+            ),
+            TicketAction::Status {
+                id,
+                status,
+                comment,
+                actor,
+                config,
+            } => workflow_command(
+                &config,
+                |store, loaded, cfg, actor| {
+                    let to = workflow::parse_status(&status)
+                        .map_err(workflow::WorkflowError::Refused)?;
+                    let (from, bcc) = (cfg.smtp.from.clone(), vec![cfg.copy_to()]);
+                    let mut notify = |r: workflow::NotifyRequest<'_>| {
+                        workflow::render_notification(&loaded.templates, &from, bcc.clone(), &r)
+                    };
+                    workflow::set_status(
+                        store,
+                        id,
+                        to,
+                        comment.as_deref(),
+                        actor,
+                        Timestamp::now(),
+                        &mut notify,
+                    )
+                },
+                actor,
+            ),
+            TicketAction::Priority {
+                id,
+                priority,
+                impact,
+                actor,
+                config,
+            } => workflow_command(
+                &config,
+                |store, loaded, _, actor| {
+                    let pr = &loaded.rules.priority;
+                    let p = workflow::parse_priority(pr, &priority)
+                        .map_err(workflow::WorkflowError::Refused)?;
+                    let i = impact
+                        .as_deref()
+                        .map(|s| workflow::parse_impact(pr, s))
+                        .transpose()
+                        .map_err(workflow::WorkflowError::Refused)?;
+                    workflow::set_priority(
+                        store,
+                        id,
+                        p,
+                        i,
+                        &loaded.rules.priority,
+                        actor,
+                        Timestamp::now(),
+                    )
+                },
+                actor,
+            ),
             TicketAction::Show { id, config, json } => {
                 match open_store(&config).and_then(|st| tickets::show(&st, id, json)) {
                     Ok(out) => {

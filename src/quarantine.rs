@@ -339,7 +339,12 @@ pub fn show(store: &Store, id: i64, as_json: bool) -> Result<String, String> {
         s.push_str(&format!("  {name}: {}\n", value.replace('\n', "\n  ")));
     }
     s.push_str("\nВердикт:\n");
-    let pretty = serde_json::to_string_pretty(&verdict).unwrap_or_else(|_| m.verdict.clone());
+    // In the verdict's own field order (decision first) when it reads as one.
+    let pretty = match serde_json::from_str::<Verdict>(&m.verdict) {
+        Ok(v) => serde_json::to_string_pretty(&v),
+        Err(_) => serde_json::to_string_pretty(&verdict),
+    }
+    .unwrap_or_else(|_| m.verdict.clone());
     s.push_str(&pretty);
     s.push('\n');
     Ok(s)
@@ -374,7 +379,7 @@ pub fn release(
 ) -> Result<ReleaseOutcome, String> {
     let actor = actor.trim();
     if actor.is_empty() {
-        return Err("name the operator who releases the mail".into());
+        return Err("укажите, кто выпускает письмо (оператор): --actor ИМЯ".into());
     }
     let m = mail_row(store, mail_id)?;
     if !OUTCOMES.contains(&m.outcome.as_str()) {

@@ -179,6 +179,11 @@ fn decision_ru(d: &str) -> &str {
     }
 }
 
+/// Ledger outcomes in the order a report reads them.
+const OUTCOMES: [&str; 6] = [
+    "ticket", "followup", "released", "rejected", "filtered", "ignored",
+];
+
 fn outcome_ru(o: &str) -> &str {
     match o {
         "ticket" => "заявка создана",
@@ -228,7 +233,14 @@ pub fn render(s: &Stats) -> String {
     }
     if !s.mails_by_outcome.is_empty() {
         out.push_str("  по итогу:\n");
-        for (o, n) in &s.mails_by_outcome {
+        let known = OUTCOMES
+            .iter()
+            .filter_map(|o| s.mails_by_outcome.get_key_value(*o));
+        let other = s
+            .mails_by_outcome
+            .iter()
+            .filter(|(o, _)| !OUTCOMES.contains(&o.as_str()));
+        for (o, n) in known.chain(other) {
             out.push_str(&format!("    {:<32} {n}\n", outcome_ru(o)));
         }
     }
@@ -252,4 +264,23 @@ pub fn render(s: &Stats) -> String {
         _ => out.push_str("  медиана времени до принятия: нет принятых заявок\n"),
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_even_and_empty_samples() {
+        assert_eq!(median(&mut []), None);
+        assert_eq!(median(&mut [5.0, 1.0, 3.0]), Some(3.0));
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 10.0]), Some(3.5));
+    }
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        assert_eq!(duration_ru(45.2), "45 мин");
+        assert_eq!(duration_ru(65.0), "1 ч 05 мин");
+        assert_eq!(duration_ru(1470.0), "1 д 0 ч 30 мин");
+    }
 }

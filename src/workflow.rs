@@ -24,8 +24,8 @@
 //! - `→ assigned` and `→ in_progress` make the operator the assignee when there is none.
 //!   `assigned → new` clears the assignee.
 //! - `→ feedback` records `feedback_by = actor` (an operator's question: the applicant's answer
-//!   moves the ticket back to `in_progress`, see the store's follow-up path); leaving `feedback`
-//!   clears it.
+//!   moves the ticket back to `in_progress` through [`feedback_answered`], called by the store's
+//!   follow-up path); leaving `feedback` clears it.
 //!
 //! # Deadline (reg. 4.6)
 //! `accepted_at` is set the first time a ticket leaves `new`/`feedback` for `assigned`,

@@ -61,6 +61,176 @@ fn daemon_against_real_servers() {
     eprintln!("smtp faults: {:?}", t0.elapsed());
     sighup_reloads_rules_and_refuses_invalid_ones(&s);
     eprintln!("sighup: {:?}", t0.elapsed());
+    operator_workflow_and_digest(&s);
+    eprintln!("workflow and digest: {:?}", t0.elapsed());
+}
+
+fn ok(out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Read a mailbox over IMAP with the project's own client (as an operator's mail program would).
+fn imap_fetch_all(s: &Servers, user: &str) -> Vec<Vec<u8>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let settings = mailintake::imap::ImapSettings {
+            host: "127.0.0.1".into(),
+            port: s.get("IMAP_PORT").parse().unwrap(),
+            security: mailintake::imap::Security::None,
+            username: user.into(),
+            password: s.get("MS_PASSWORD").into(),
+            timeout: Duration::from_secs(10),
+        };
+        let mut conn = mailintake::imap::ImapConn::connect(&settings)
+            .await
+            .unwrap();
+        conn.select("INBOX").await.unwrap();
+        let mut out = Vec::new();
+        for info in conn.list().await.unwrap() {
+            if let Some(raw) = conn.fetch_raw(info.uid).await.unwrap() {
+                out.push(raw);
+            }
+        }
+        conn.logout().await;
+        out
+    })
+}
+
+fn operator_workflow_and_digest(s: &Servers) {
+    reset_mailboxes(s);
+    let work = tempfile::tempdir().unwrap();
+    let cfg = s.config(work.path(), "[digest]\nrecipients = [\"ops@sevmiac.ru\"]\n");
+    let c = cfg.to_str().unwrap();
+    s.send(
+        "t.ivanova@sev.gov.ru",
+        "help@sevmiac.ru",
+        &mail(
+            "t.ivanova@sev.gov.ru",
+            "Не печатается направление",
+            FULL_FORM,
+            "",
+        ),
+    );
+    wait_inbox(s, 1);
+    run_once(s, &cfg);
+    let id = tickets_json(s, &cfg)[0]["id"].as_i64().unwrap().to_string();
+    wait_for(20, || {
+        replies_to(s, "t.ivanova@sev.gov.ru").into_iter().next()
+    })
+    .expect("confirmation");
+
+    // The operator takes it and asks a question; the applicant is notified.
+    ok(mailintake(
+        s,
+        &[
+            "ticket",
+            "assign",
+            &id,
+            "--to",
+            "Петров П.П.",
+            "--as",
+            "ivanov",
+            "--config",
+            c,
+        ],
+    ));
+    let refused = mailintake(
+        s,
+        &[
+            "ticket", "status", &id, "feedback", "--as", "ivanov", "--config", c,
+        ],
+    );
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "feedback without a question is refused"
+    );
+    ok(mailintake(
+        s,
+        &[
+            "ticket",
+            "status",
+            &id,
+            "feedback",
+            "--comment",
+            "Уточните, пожалуйста, логин пользователя",
+            "--as",
+            "ivanov",
+            "--config",
+            c,
+        ],
+    ));
+    run_once(s, &cfg);
+    let notes = wait_for(20, || {
+        let r = replies_to(s, "t.ivanova@sev.gov.ru");
+        (r.len() >= 2).then_some(r)
+    })
+    .expect("feedback notification delivered");
+    let note = notes
+        .iter()
+        .find(|m| body_text(m).contains("Уточните, пожалуйста, логин"))
+        .expect("the question is in the notification");
+    assert!(subject(note).starts_with(&format!("[Заявка #{id}]")));
+    assert!(header(note, "In-Reply-To").is_some());
+    // The applicant answers: back to «Рассматривается».
+    let note_id = header(note, "Message-ID").unwrap();
+    s.send(
+        "t.ivanova@sev.gov.ru",
+        "help@sevmiac.ru",
+        &mail(
+            "t.ivanova@sev.gov.ru",
+            &format!("Re: [Заявка #{id}] Не печатается направление"),
+            "Логин: ivanova_ta\r\n",
+            &format!("In-Reply-To: {note_id}\r\n"),
+        ),
+    );
+    wait_inbox(s, 1);
+    run_once(s, &cfg);
+    let t = &tickets_json(s, &cfg)[0];
+    assert_eq!(t["status"], "in_progress", "{t}");
+    assert!(t["accept_due"].as_str().unwrap().ends_with("+03:00"), "{t}");
+    let shown = ok(mailintake(
+        s,
+        &["ticket", "show", &id, "--json", "--config", c],
+    ));
+    let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    let actors: Vec<&str> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["actor"].as_str().unwrap())
+        .collect();
+    assert!(actors.contains(&"ivanov"), "{actors:?}");
+
+    // The digest goes through the real Postfix; the operators read it over IMAP.
+    let printed = ok(mailintake(s, &["digest", "--print", "--config", c]));
+    assert!(printed.contains("Новые заявки"), "{printed}");
+    assert!(!printed.contains("123456"), "the card number is masked");
+    ok(mailintake(s, &["digest", "--send", "--config", c]));
+    let digests = wait_for(20, || {
+        let m = imap_fetch_all(s, "ops@sevmiac.ru");
+        (!m.is_empty()).then_some(m)
+    })
+    .expect("digest delivered to ops@");
+    let d = &digests[0];
+    assert!(subject(d).starts_with("Сводка СТП"), "{}", subject(d));
+    assert_eq!(
+        header(d, "Auto-Submitted").as_deref(),
+        Some("auto-generated")
+    );
+    let parsed = mail_parser::MessageParser::default().parse(d).unwrap();
+    let html = parsed.body_html(0).unwrap().to_string();
+    assert!(html.contains("<table"), "an HTML part with tables");
+    assert!(parsed.body_text(0).unwrap().contains("Новые заявки"));
+    assert!(!String::from_utf8_lossy(d).contains("123456"));
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -92,25 +262,55 @@ fn sighup_reloads_rules_and_refuses_invalid_ones(s: &Servers) {
         libc::kill(child.id() as i32, libc::SIGHUP);
     };
     let log_has = |needle: &str| {
-        wait_for(15, || std::fs::read_to_string(&log).ok().filter(|t| t.contains(needle)).map(|_| ()))
-            .is_some()
+        wait_for(15, || {
+            std::fs::read_to_string(&log)
+                .ok()
+                .filter(|t| t.contains(needle))
+                .map(|_| ())
+        })
+        .is_some()
     };
     // A subdomain is filtered under the shipped rules.
-    s.send("a@mail.sev.gov.ru", "help@sevmiac.ru", &mail("a@mail.sev.gov.ru", "С поддомена 1", FULL_FORM, ""));
-    wait_for(30, || (maildir(s, "help@sevmiac.ru", "Filtered").len() == 1).then_some(()))
-        .expect("filtered under the old rules");
+    s.send(
+        "a@mail.sev.gov.ru",
+        "help@sevmiac.ru",
+        &mail("a@mail.sev.gov.ru", "С поддомена 1", FULL_FORM, ""),
+    );
+    wait_for(30, || {
+        (maildir(s, "help@sevmiac.ru", "Filtered").len() == 1).then_some(())
+    })
+    .expect("filtered under the old rules");
     // An invalid set is refused; the old one stays in force.
     let intake = rules.join("intake.toml");
     let good = std::fs::read_to_string(&intake).unwrap();
-    std::fs::write(&intake, good.replace("[senders]", "[senders]\nbogus_key = 1")).unwrap();
+    std::fs::write(
+        &intake,
+        good.replace("[senders]", "[senders]\nbogus_key = 1"),
+    )
+    .unwrap();
     hup(&child);
-    assert!(log_has("new rules refused"), "{}", std::fs::read_to_string(&log).unwrap());
+    assert!(
+        log_has("new rules refused"),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
     assert!(std::fs::read_to_string(&log).unwrap().contains("bogus_key"));
     // A valid change takes effect without a restart.
-    std::fs::write(&intake, good.replace(r#"allowed_domains = ["sev.gov.ru"]"#, r#"allowed_domains = ["sev.gov.ru", "*.sev.gov.ru"]"#)).unwrap();
+    std::fs::write(
+        &intake,
+        good.replace(
+            r#"allowed_domains = ["sev.gov.ru"]"#,
+            r#"allowed_domains = ["sev.gov.ru", "*.sev.gov.ru"]"#,
+        ),
+    )
+    .unwrap();
     hup(&child);
     assert!(log_has("rules reloaded"));
-    s.send("a@mail.sev.gov.ru", "help@sevmiac.ru", &mail("a@mail.sev.gov.ru", "С поддомена 2", FULL_FORM, ""));
+    s.send(
+        "a@mail.sev.gov.ru",
+        "help@sevmiac.ru",
+        &mail("a@mail.sev.gov.ru", "С поддомена 2", FULL_FORM, ""),
+    );
     wait_for(30, || (tickets_json(s, &cfg).len() == 1).then_some(()))
         .expect("the subdomain is accepted after the reload");
     unsafe {
@@ -442,10 +642,33 @@ fn followup_completes_feedback_ticket(s: &Servers) {
     assert_eq!(t.len(), 1);
     assert_eq!(t[0]["status"], "feedback");
     let id = t[0]["id"].as_i64().unwrap();
-    let first = wait_for(20, || {
+    let Some(first) = wait_for(20, || {
         replies_to(s, "p.petrov@sev.gov.ru").into_iter().next()
-    })
-    .expect("reply");
+    }) else {
+        let db = rusqlite::Connection::open(work.path().join("mailintake.db")).unwrap();
+        let rows: Vec<String> = db
+            .prepare("SELECT id, state, recipient, message_id, IFNULL(last_error,'') FROM outbox")
+            .unwrap()
+            .query_map([], |r| {
+                Ok(format!(
+                    "{} {} {} {} {}",
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?
+                ))
+            })
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        let log = std::fs::read_to_string(s.dir.path().join("postfix.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(30).collect();
+        panic!(
+            "no reply to p.petrov; outbox: {rows:#?}\npostfix log tail:\n{}",
+            tail.join("\n")
+        );
+    };
     let reply_id = header(&first, "Message-ID").unwrap();
 
     // The sender answers keeping the tag and adds the phone.

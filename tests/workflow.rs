@@ -1205,7 +1205,6 @@ fn an_answer_to_an_operators_question_brings_the_ticket_back_to_work() {
 /// The whole path through `Store::record_mail`: enabled once `store::add_followup` calls
 /// `workflow::feedback_answered` (see the workflow report).
 #[test]
-#[ignore = "needs store::add_followup to call workflow::feedback_answered"]
 fn a_followup_mail_answers_the_operators_question() {
     let mut d = Desk::new();
     let id = d.ticket(Decision::Accept);

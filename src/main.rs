@@ -167,8 +167,20 @@ fn open_store(path: &std::path::Path) -> Result<Store, String> {
 }
 
 fn init_logs(cfg: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MAILINTAKE_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("MAILINTAKE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
+    // The protocol crates log whole commands and mail at trace level (LOGIN with the password,
+    // message bodies with patient data): they never go below `warn`, whatever the filter says.
+    for quiet in [
+        "async_imap=warn",
+        "imap_proto=warn",
+        "lettre=warn",
+        "rustls=warn",
+    ] {
+        if let Ok(d) = quiet.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -797,6 +797,11 @@ mod release_sql {
             "UPDATE tickets SET fields = ?2, updated_at = ?3 WHERE id = ?1",
             params![t, merged_json, ts(now)],
         )?;
+        // An operator's question answered (reg. 4.8): back to «Рассматривается». Before the
+        // completion rule, which is for tickets mailintake put in «Обратная связь».
+        if crate::workflow::feedback_answered(tx, t, mail_id, now)? {
+            return Ok(false);
+        }
         if status == Status::Feedback && form_complete(&merged) {
             tx.execute(
                 "UPDATE tickets SET status = 'new', updated_at = ?2 WHERE id = ?1",

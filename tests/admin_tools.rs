@@ -503,9 +503,10 @@ fn force_accept_of_a_rejected_followup_adds_it_to_its_ticket() {
     desk.store
         .conn()
         .execute(
-            "INSERT INTO tickets (id, status, priority, subject, sender, fields, created_at, updated_at, arrived_at, first_mail_id)
-             VALUES (204, 'in_progress', 'normal', 'Утилита', 'd.bondarenko@sev.gov.ru', '{}',
-                     '2026-11-20T07:00:00Z', '2026-11-20T07:00:00Z', '2026-11-20T07:00:00Z', ?1)",
+            "INSERT INTO tickets (id, status, priority, subject, sender, fields, created_at, updated_at, arrived_at, first_mail_id,
+                                  feedback_by)
+             VALUES (204, 'feedback', 'normal', 'Утилита', 'd.bondarenko@sev.gov.ru', '{}',
+                     '2026-11-20T07:00:00Z', '2026-11-20T07:00:00Z', '2026-11-20T07:00:00Z', ?1, 'ivanov')",
             [first],
         )
         .unwrap();
@@ -517,17 +518,21 @@ fn force_accept_of_a_rejected_followup_adds_it_to_its_ticket() {
         ReleaseOutcome::Followup { ticket: 204 }
     );
     assert_eq!(desk.outcome_of(id), "released");
+    // The applicant answered the specialist's question (reg. 4.8): the follow-up path of the
+    // store moves the ticket back to work, exactly as at intake.
+    assert_eq!(
+        desk.store.ticket(204).unwrap().unwrap().status,
+        Status::InProgress
+    );
     let kinds: Vec<String> = desk
         .events(204)
         .into_iter()
         .map(|(_, kind, _)| kind)
         .collect();
-    assert_eq!(
-        kinds,
-        vec!["followup_rejected", "followup", "forced_accept"],
-        "{:?}",
-        desk.events(204)
-    );
+    assert_eq!(kinds.first().map(String::as_str), Some("followup_rejected"));
+    assert!(kinds.contains(&"followup".to_string()), "{kinds:?}");
+    assert!(kinds.contains(&"status".to_string()), "{kinds:?}");
+    assert_eq!(kinds.last().map(String::as_str), Some("forced_accept"));
     assert_eq!(desk.one::<i64>("SELECT COUNT(*) FROM tickets"), 2);
 }
 

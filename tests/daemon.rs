@@ -854,5 +854,16 @@ fn survives_imap_restart_and_stops_on_sigterm(s: &Servers) {
         t.elapsed()
     );
     assert!(status.success(), "exit status {status:?}");
+    // Logs at every level carry ids, never patient data, body text or the password.
+    let logtext = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(logtext.contains("ticket created"), "the log is empty?");
+    for secret in [
+        "Сидоров",
+        "123456",
+        "Шаблон посещения",
+        s.get("MS_PASSWORD"),
+    ] {
+        assert!(!logtext.contains(secret), "the log contains {secret:?}");
+    }
     assert_eq!(inbox_from_senders(s), 0);
 }

@@ -168,6 +168,8 @@ pub fn spawn_daemon(servers: &Servers, config: &Path, log: &Path) -> Child {
     let log = std::fs::File::create(log).unwrap();
     bin()
         .env("MAILINTAKE_IMAP_PASSWORD", servers.get("MS_PASSWORD"))
+        // Everything, so the tests can check that no level carries patient data or passwords.
+        .env("MAILINTAKE_LOG", "trace")
         .args(["run", "--config"])
         .arg(config)
         .stdout(Stdio::null())

@@ -353,7 +353,7 @@ impl Daemon {
     }
 
     /// Build one reply from the templates.
-    fn render_reply(&self, loaded: &Loaded, req: &ReplyRequest<'_>) -> OutgoingMail {
+    pub fn render_reply(&self, loaded: &Loaded, req: &ReplyRequest<'_>) -> OutgoingMail {
         let v = req.verdict;
         let form = &loaded.rules.form;
         let (kind, problems, missing, status): (ReplyKind, Vec<String>, Vec<String>, Option<&str>) =

@@ -16,6 +16,11 @@
 //! - [`store`]: SQLite — the ledger of every mail, tickets, correspondence, events, the outbox.
 //! - [`daemon`]: the glue — intake passes, the outbox sender, reconnects and shutdown.
 //! - [`tickets`]: read-side views for `tickets` and `ticket show|attachment`.
+//! - [`workflow`]: operators' steps — assign, status (reg. 4.8), priority (reg. 4.9–4.10), notifications.
+//! - [`digest`]: the operators' digest (text + HTML), its schedule and patient-data masking.
+//! - [`quarantine`]: refused mail — list, show, release with the current rules or an operator's override.
+//! - [`replay`]: the stored mail judged with other rules — what would change (read-only).
+//! - [`stats`]: mail, tickets, reg. 4.6 deadlines and time to accept.
 
 pub mod attach;
 pub mod calendar;

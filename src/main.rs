@@ -11,10 +11,14 @@ use mailintake::check;
 use mailintake::config::Config;
 use mailintake::daemon::Daemon;
 use mailintake::digest;
+use mailintake::quarantine::{self, ReleaseOutcome};
+use mailintake::replay;
 use mailintake::rules::RuleSet;
 use mailintake::smtp::Mailer;
-use mailintake::store::{Status, Store};
+use mailintake::stats;
+use mailintake::store::{ReplyRequest, Status, Store};
 use mailintake::tickets;
+use mailintake::verdict::FormFields;
 use mailintake::workflow;
 
 #[derive(Parser)]
@@ -86,6 +90,66 @@ enum Command {
         /// With --print: the HTML part instead of the text.
         #[arg(long, requires = "print")]
         html: bool,
+    },
+    /// Refused mail (rejected, filtered, ignored): list it, show one, release one.
+    Quarantine {
+        #[command(subcommand)]
+        action: QuarantineAction,
+    },
+    /// Judge the stored mail with other rules and print what would change. Changes nothing.
+    Replay {
+        /// The rule folder to try.
+        #[arg(long)]
+        rules: PathBuf,
+        #[arg(long)]
+        config: PathBuf,
+        /// Only mail that arrived from then on: YYYY-MM-DD (midnight, the desk's time zone) or RFC 3339.
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// Mail by decision and reason, tickets by status, deadlines met or missed, time to accept.
+    Stats {
+        #[arg(long)]
+        config: PathBuf,
+        /// YYYY-MM-DD (midnight, the desk's time zone) or RFC 3339.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum QuarantineAction {
+    /// One line per refused mail.
+    List {
+        #[arg(long)]
+        config: PathBuf,
+        /// Only mail with this reason code (sender_domain, automatic, too_large, …).
+        #[arg(long, value_name = "CODE")]
+        reason: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The mail's headers, reasons and stored verdict.
+    Show {
+        id: i64,
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Judge the mail again with the current rules and, if it passes, make its ticket and reply.
+    Release {
+        id: i64,
+        #[arg(long)]
+        config: PathBuf,
+        /// Accept it even though the rules refuse it (recorded as the operator's decision).
+        #[arg(long)]
+        force_accept: bool,
+        /// Who releases it (default: $SUDO_USER, else $USER).
+        #[arg(long)]
+        actor: Option<String>,
     },
 }
 
@@ -357,6 +421,75 @@ fn digest_command(config: PathBuf, send: bool, html: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+fn print_or_fail(r: Result<String, String>) -> ExitCode {
+    match r {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// The desk's calendar (for `--since` dates and working time), from the configured rules.
+fn load_calendar(cfg: &Config) -> Result<Calendar, String> {
+    Calendar::load(&cfg.rules.dir.join("calendar.toml")).map_err(|e| e.to_string())
+}
+
+fn parse_since(since: Option<&str>, cal: &Calendar) -> Result<Option<Timestamp>, String> {
+    since
+        .map(|s| stats::parse_since(s, cal.time_zone()))
+        .transpose()
+}
+
+/// `quarantine release`: the configured rules, templates and calendar, so the ticket, its
+/// deadline and the reply are the ones intake would have made. Exit 1 when the rules still
+/// refuse the mail.
+fn quarantine_release(config: PathBuf, id: i64, force: bool, actor: Option<String>) -> ExitCode {
+    let cfg = match load_config(&config) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let actor = actor.unwrap_or_else(|| workflow::Actor::from_env().0);
+    let mut store = match Store::open(&cfg.store.path) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("{}: {e}", cfg.store.path.display())),
+    };
+    let daemon = match Daemon::new(cfg) {
+        Ok(d) => d,
+        Err(e) => return fail(e),
+    };
+    let loaded = daemon.loaded.read().unwrap_or_else(|e| e.into_inner());
+    let now = Timestamp::now();
+    let accept_due = Some(mailintake::daemon::rfc3339(
+        &loaded.calendar.accept_due(now),
+    ));
+    let mut render = |req: &ReplyRequest<'_>| daemon.render_reply(&loaded, req);
+    let form_complete =
+        |f: &FormFields| mailintake::form::missing_required(f, &loaded.rules.form).is_empty();
+    match quarantine::release(
+        &mut store,
+        id,
+        &loaded.rules,
+        force,
+        &actor,
+        now,
+        accept_due,
+        &mut render,
+        &form_complete,
+    ) {
+        Ok(outcome) => {
+            print!("{}", quarantine::render_release(id, &outcome));
+            if matches!(outcome, ReleaseOutcome::StillRefused { .. }) {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => fail(e),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -386,6 +519,59 @@ fn main() -> ExitCode {
         Command::Digest {
             config, send, html, ..
         } => digest_command(config, send, html),
+        Command::Quarantine { action } => match action {
+            QuarantineAction::List {
+                config,
+                reason,
+                json,
+            } => print_or_fail(
+                open_store(&config).and_then(|st| quarantine::list(&st, reason.as_deref(), json)),
+            ),
+            QuarantineAction::Show { id, config, json } => {
+                print_or_fail(open_store(&config).and_then(|st| quarantine::show(&st, id, json)))
+            }
+            QuarantineAction::Release {
+                id,
+                config,
+                force_accept,
+                actor,
+            } => quarantine_release(config, id, force_accept, actor),
+        },
+        Command::Replay {
+            rules,
+            config,
+            since,
+        } => {
+            let rules = match RuleSet::load(&rules) {
+                Ok(r) => r,
+                Err(e) => return fail(format!("invalid rules: {e}")),
+            };
+            print_or_fail(load_config(&config).and_then(|cfg| {
+                let since = parse_since(since.as_deref(), &load_calendar(&cfg)?)?;
+                let store = Store::open(&cfg.store.path)
+                    .map_err(|e| format!("{}: {e}", cfg.store.path.display()))?;
+                replay::replay(&store, &rules, since, true).map(|r| replay::render(&r))
+            }))
+        }
+        Command::Stats {
+            config,
+            since,
+            json,
+        } => print_or_fail(load_config(&config).and_then(|cfg| {
+            let cal = load_calendar(&cfg)?;
+            let since = parse_since(since.as_deref(), &cal)?;
+            let store = Store::open(&cfg.store.path)
+                .map_err(|e| format!("{}: {e}", cfg.store.path.display()))?;
+            let s = stats::stats(&store, &cal, since, Timestamp::now())?;
+            Ok(if json {
+                format!(
+                    "{}\n",
+                    serde_json::to_string(&s).map_err(|e| e.to_string())?
+                )
+            } else {
+                stats::render(&s)
+            })
+        })),
         Command::Ticket { action } => match action {
             TicketAction::Assign {
                 id,

@@ -181,6 +181,25 @@ impl ReplyWanted {
     }
 }
 
+/// Where a mail released from quarantine goes (`quarantine release`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReleaseInto {
+    /// A new ticket in this status (`New` or `Feedback`) with its reg. 4.6 deadline.
+    NewTicket {
+        status: Status,
+        accept_due: Option<String>,
+    },
+    /// Added to this existing ticket as a follow-up.
+    Followup { ticket: i64 },
+}
+
+/// The operator's event recorded on the ticket by a release.
+pub struct ReleaseNote<'a> {
+    pub actor: &'a str,
+    pub kind: &'a str,
+    pub detail: &'a str,
+}
+
 /// Everything the renderer needs to build one reply.
 pub struct ReplyRequest<'a> {
     pub kind: ReplyWanted,
@@ -579,7 +598,15 @@ impl Store {
                     Status::Feedback
                 };
                 let id = insert_mail(&tx, "ticket", aside, None)?;
-                let t = create_ticket(&tx, id, mail, verdict, status, now)?;
+                let t = create_ticket(
+                    &tx,
+                    id,
+                    mail.arrived_at,
+                    mail.accept_due.as_deref(),
+                    verdict,
+                    status,
+                    now,
+                )?;
                 tx.execute(
                     "UPDATE mails SET ticket_id = ?2 WHERE id = ?1",
                     params![id, t],
@@ -610,6 +637,93 @@ impl Store {
     /// Whether ticket `n` exists (for deciding whether a follow-up tag is ours).
     pub fn ticket_exists(&self, n: i64) -> Result<bool> {
         Ok(ticket_exists(&self.conn, n)?.is_some())
+    }
+
+    /// Release a mail from quarantine (`quarantine release`): what `record_mail` would have done
+    /// for `verdict` — the ticket (or the follow-up) with its attachments and the normal reply —
+    /// plus the operator's event, and the ledger row marked `released` with its ticket, in ONE
+    /// transaction. The raw mail and its first verdict stay. Refused when the row is not (or no
+    /// longer) rejected, filtered or ignored, so a mail is released at most once.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_release(
+        &mut self,
+        mail_id: i64,
+        verdict: &Verdict,
+        into: ReleaseInto,
+        note: &ReleaseNote<'_>,
+        limit: u32,
+        now: Timestamp,
+        render: &mut dyn FnMut(&ReplyRequest<'_>) -> OutgoingMail,
+        form_complete: &dyn Fn(&FormFields) -> bool,
+    ) -> Result<Outcome> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let arrived_at: Option<String> = tx
+            .query_row(
+                "SELECT arrived_at FROM mails WHERE id = ?1 AND outcome IN ('rejected', 'filtered', 'ignored')",
+                params![mail_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(arrived_at) = arrived_at else {
+            return Err(StoreError::Other(format!(
+                "письмо #{mail_id} не в карантине (уже выпущено?)"
+            )));
+        };
+        let (ticket, outcome) = match into {
+            ReleaseInto::NewTicket { status, accept_due } => {
+                let t = create_ticket(
+                    &tx,
+                    mail_id,
+                    parse_ts(&arrived_at),
+                    accept_due.as_deref(),
+                    verdict,
+                    status,
+                    now,
+                )?;
+                let kind = if status == Status::New {
+                    ReplyWanted::Accept
+                } else {
+                    ReplyWanted::Incomplete
+                };
+                queue_reply(
+                    &tx,
+                    kind,
+                    Some(t),
+                    Some(mail_id),
+                    verdict,
+                    &verdict.fields,
+                    limit,
+                    now,
+                    render,
+                )?;
+                (t, Outcome::NewTicket { ticket: t, status })
+            }
+            ReleaseInto::Followup { ticket } => {
+                if ticket_exists(&tx, ticket)?.is_none() {
+                    return Err(StoreError::Other(format!("заявка #{ticket} не найдена")));
+                }
+                let completed = add_followup(
+                    &tx,
+                    ticket,
+                    mail_id,
+                    verdict,
+                    now,
+                    limit,
+                    render,
+                    form_complete,
+                )?;
+                (ticket, Outcome::Followup { ticket, completed })
+            }
+        };
+        tx.execute(
+            "UPDATE mails SET outcome = 'released', ticket_id = ?2 WHERE id = ?1",
+            params![mail_id, ticket],
+        )?;
+        add_event(&tx, ticket, now, note.actor, note.kind, note.detail)?;
+        tx.commit()?;
+        Ok(outcome)
     }
 
     // ---- outbox ------------------------------------------------------------------------
@@ -913,7 +1027,8 @@ fn add_attachments(tx: &Connection, ticket: i64, mail_id: i64, verdict: &Verdict
 fn create_ticket(
     tx: &Transaction<'_>,
     mail_id: i64,
-    mail: &Incoming<'_>,
+    arrived_at: Timestamp,
+    accept_due: Option<&str>,
     verdict: &Verdict,
     status: Status,
     now: Timestamp,
@@ -932,16 +1047,16 @@ fn create_ticket(
             verdict.sender,
             fields,
             ts(now),
-            ts(mail.arrived_at),
+            ts(arrived_at),
             mail_id,
-            mail.accept_due,
+            accept_due,
             (status == Status::Feedback).then_some("mailintake"),
         ],
     )?;
     let t = tx.last_insert_rowid();
     tx.execute(
         "INSERT INTO correspondence (ticket_id, direction, mail_id, at, summary) VALUES (?1, 'in', ?2, ?3, ?4)",
-        params![t, mail_id, ts(mail.arrived_at), format!("письмо от {}: {}", verdict.sender, verdict.subject)],
+        params![t, mail_id, ts(arrived_at), format!("письмо от {}: {}", verdict.sender, verdict.subject)],
     )?;
     add_attachments(tx, t, mail_id, verdict)?;
     let mut detail = format!("заявка создана в статусе «{}»", status.russian());

@@ -609,6 +609,60 @@ fn full_path_every_folder_no_duplicates(s: &Servers) {
     assert_eq!(replies_to(s, "t.ivanova@sev.gov.ru").len(), 1);
     assert_eq!(replies_to(s, "p.petrov@sev.gov.ru").len(), 2);
 
+    // Refused mail waits in quarantine; stats and replay read the same store.
+    let c = cfg.to_str().unwrap();
+    let q = ok(mailintake(
+        s,
+        &["quarantine", "list", "--json", "--config", c],
+    ));
+    let q: Vec<serde_json::Value> = q
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(q.len(), 3, "rejected + filtered + ignored: {q:?}");
+    let filtered = q.iter().find(|m| m["decision"] == "filter").unwrap();
+    let shown = ok(mailintake(
+        s,
+        &[
+            "quarantine",
+            "show",
+            &filtered["id"].to_string(),
+            "--config",
+            c,
+        ],
+    ));
+    assert!(
+        shown.contains("sender_domain") && shown.contains("From:"),
+        "{shown}"
+    );
+    let only = ok(mailintake(
+        s,
+        &[
+            "quarantine",
+            "list",
+            "--reason",
+            "supplement_only",
+            "--config",
+            c,
+        ],
+    ));
+    assert_eq!(only.lines().count(), 1, "{only}");
+    let st: serde_json::Value =
+        serde_json::from_str(&ok(mailintake(s, &["stats", "--json", "--config", c]))).unwrap();
+    assert_eq!(st["tickets_total"], 2, "{st}");
+    assert_eq!(st["mails_by_decision"]["filter"], 1, "{st}");
+    let replay = ok(mailintake(
+        s,
+        &[
+            "replay",
+            "--rules",
+            root().join("rules").to_str().unwrap(),
+            "--config",
+            c,
+        ],
+    ));
+    assert!(replay.contains("unchanged: 5"), "{replay}");
+
     // ticket show and attachment work on the stored data.
     let out = mailintake(
         s,

@@ -49,7 +49,9 @@ pub fn list(store: &Store, status: Option<Status>, as_json: bool) -> Result<Stri
             let due = t
                 .accept_due
                 .as_deref()
-                .filter(|_| matches!(t.status, Status::New | Status::Feedback))
+                .filter(|_| {
+                    matches!(t.status, Status::New | Status::Feedback) && t.accepted_at.is_none()
+                })
                 .map(|d| format!("срок {}", local_time(d)))
                 .unwrap_or_default();
             out.push_str(&format!(

@@ -360,6 +360,21 @@ impl Daemon {
             match req.kind {
                 ReplyWanted::Accept => (ReplyKind::Accept, vec![], vec![], Some("Новая")),
                 ReplyWanted::Completed => (ReplyKind::Completed, vec![], vec![], Some("Новая")),
+                ReplyWanted::Incomplete if v.decision == Decision::Followup => (
+                    // A follow-up that did not complete the form: what the merged form still lacks,
+                    // and the attachment problems the follow-up itself had.
+                    ReplyKind::Incomplete,
+                    v.warnings
+                        .iter()
+                        .filter(|w| w.code.group() == Some(Decision::Incomplete))
+                        .map(|w| w.detail.clone())
+                        .collect(),
+                    crate::form::missing_required(req.fields, form)
+                        .iter()
+                        .map(|m| form.describe(m).to_string())
+                        .collect(),
+                    Some("Обратная связь"),
+                ),
                 ReplyWanted::Incomplete => (
                     ReplyKind::Incomplete,
                     v.reasons

@@ -1137,6 +1137,29 @@ fn add_followup(
         )?;
         return Ok(true);
     }
+    if status == Status::Feedback {
+        // Still incomplete after the addition: tell the sender what is still missing, so that
+        // the next mail can finish it (the reply's `{missing}` is computed from the merged form).
+        add_event(
+            tx,
+            t,
+            now,
+            "mailintake",
+            "still_incomplete",
+            "дополнение получено, форма всё ещё неполна",
+        )?;
+        queue_reply(
+            tx,
+            ReplyWanted::Incomplete,
+            Some(t),
+            Some(mail_id),
+            verdict,
+            &merged,
+            limit,
+            now,
+            render,
+        )?;
+    }
     Ok(false)
 }
 
@@ -1360,6 +1383,75 @@ mod tests {
         assert!(matches!(o, Outcome::Duplicate { .. }));
         assert_eq!(store.tickets(None).unwrap().len(), 1);
         assert_eq!(store.count_outbox("pending").unwrap(), 1);
+    }
+
+    #[test]
+    fn a_followup_that_leaves_the_form_incomplete_gets_a_reply_and_one_that_completes_it_moves_to_new(
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let (_, o) = record(
+            &mut store,
+            1,
+            &verdict(Decision::Incomplete, "a@sev.gov.ru"),
+            40,
+        );
+        let Outcome::NewTicket { ticket, .. } = o else {
+            panic!("{o:?}")
+        };
+        let mut f = verdict(Decision::Followup, "a@sev.gov.ru");
+        f.followup_of = Some(ticket as u64);
+        let complete = |x: &FormFields| x.applicant.phone.is_some();
+        let raw = b"f1".to_vec();
+        let (_, o) = store
+            .record_mail(
+                &incoming(2, &raw),
+                &f,
+                false,
+                40,
+                Timestamp::UNIX_EPOCH,
+                &mut render,
+                &complete,
+            )
+            .unwrap();
+        assert_eq!(
+            o,
+            Outcome::Followup {
+                ticket,
+                completed: false
+            }
+        );
+        assert_eq!(
+            store.ticket(ticket).unwrap().unwrap().status,
+            Status::Feedback
+        );
+        assert_eq!(
+            store.count_outbox("pending").unwrap(),
+            2,
+            "a second 'still missing' reply"
+        );
+        f.fields.applicant.phone = Some("+78692551234".into());
+        let raw = b"f2".to_vec();
+        let (_, o) = store
+            .record_mail(
+                &incoming(3, &raw),
+                &f,
+                false,
+                40,
+                Timestamp::UNIX_EPOCH,
+                &mut render,
+                &complete,
+            )
+            .unwrap();
+        assert_eq!(
+            o,
+            Outcome::Followup {
+                ticket,
+                completed: true
+            }
+        );
+        assert_eq!(store.ticket(ticket).unwrap().unwrap().status, Status::New);
+        assert_eq!(store.count_outbox("pending").unwrap(), 3);
     }
 
     #[test]

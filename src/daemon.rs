@@ -451,7 +451,7 @@ impl Daemon {
         };
         let mut sent = 0;
         for item in due {
-            if let Err(e) = store.mark_sending(item.id) {
+            if let Err(e) = store.mark_sending(item.id, Timestamp::now()) {
                 tracing::error!(outbox = item.id, error = %e, "cannot mark reply as sending");
                 continue;
             }

@@ -755,10 +755,12 @@ impl Store {
         )?)
     }
 
-    pub fn mark_sending(&self, id: i64) -> Result<()> {
+    /// Before handing a reply to SMTP. `next_attempt_at` becomes the attempt time, from which a
+    /// restart after a crash waits `smtp.confirm_seconds` for the reply's copy before resending.
+    pub fn mark_sending(&self, id: i64, now: Timestamp) -> Result<()> {
         self.conn.execute(
-            "UPDATE outbox SET state = 'sending', attempts = attempts + 1 WHERE id = ?1",
-            params![id],
+            "UPDATE outbox SET state = 'sending', attempts = attempts + 1, next_attempt_at = ?2 WHERE id = ?1",
+            params![id, ts(now)],
         )?;
         Ok(())
     }

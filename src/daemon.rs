@@ -60,6 +60,10 @@ pub struct Daemon {
     pub cfg: Config,
     pub loaded: Arc<RwLock<Loaded>>,
     pub outbox_ready: Arc<Notify>,
+    /// When the last complete intake pass started: a reply left `sending` by a crash is sent
+    /// again only after a whole pass that started `confirm_seconds` after the attempt found no
+    /// copy of it.
+    last_pass: std::sync::Mutex<Option<Timestamp>>,
 }
 
 /// Totals of one intake pass, for logs and `--once` output.
@@ -129,6 +133,31 @@ pub fn lock_store(path: &std::path::Path) -> Result<std::fs::File, String> {
     Ok(f)
 }
 
+/// Recorded mails waiting to be set aside, per folder: (UID, mail id).
+#[derive(Default)]
+struct PendingMoves {
+    by_folder: Vec<(Aside, Vec<(u32, i64)>)>,
+}
+
+impl PendingMoves {
+    fn add(&mut self, aside: Aside, uid: u32, mail_id: i64) {
+        match self.by_folder.iter_mut().find(|(a, _)| *a == aside) {
+            Some((_, v)) => v.push((uid, mail_id)),
+            None => self.by_folder.push((aside, vec![(uid, mail_id)])),
+        }
+    }
+    fn len(&self) -> usize {
+        self.by_folder.iter().map(|(_, v)| v.len()).sum()
+    }
+}
+
+/// When the server received the mail (INTERNALDATE), or now when it does not say.
+fn arrival(info: &crate::imap::MailInfo) -> Timestamp {
+    info.internal_date
+        .and_then(|t| Timestamp::from_second(t).ok())
+        .unwrap_or_else(Timestamp::now)
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -151,6 +180,7 @@ impl Daemon {
             cfg,
             loaded: Arc::new(RwLock::new(loaded)),
             outbox_ready: Arc::new(Notify::new()),
+            last_pass: std::sync::Mutex::new(None),
         })
     }
 
@@ -186,15 +216,27 @@ impl Daemon {
 
     /// One pass over the mailbox. Connection errors are returned (the caller reconnects);
     /// a problem with one mail is logged and counted.
+    ///
+    /// Mails are fetched in batches (one `UID FETCH` per ≤ 50 mails or 8 MiB) and judged and
+    /// recorded one by one, each in its own transaction; recorded mails are set aside in
+    /// batches too (one `UID MOVE` per folder), after their commits. A crash anywhere leaves
+    /// recorded-but-not-moved mails, which the next pass moves without judging them again.
     pub async fn intake_pass(
         &self,
         conn: &mut ImapConn,
         uidvalidity: u32,
         store: &mut Store,
     ) -> Result<PassStats, ImapError> {
+        const BATCH_MAILS: usize = 50;
+        const BATCH_BYTES: u64 = 8 * 1024 * 1024;
+        const MOVE_EVERY: usize = 200;
+        let started = Timestamp::now();
         let mut stats = PassStats::default();
         let list = conn.list().await?;
         let mailbox = self.cfg.imap.mailbox.clone();
+        let mut moves = PendingMoves::default();
+        let mut new_mail: Vec<crate::imap::MailInfo> = Vec::new();
+        let present: std::collections::HashSet<u32> = list.iter().map(|i| i.uid).collect();
         for info in list {
             if info
                 .flags
@@ -204,73 +246,155 @@ impl Daemon {
                 continue; // set aside by keyword on a server without MOVE/UIDPLUS
             }
             stats.seen += 1;
-            let state = match store.ledger_state(&mailbox, uidvalidity, info.uid) {
-                Ok(s) => s,
+            match store.ledger_state(&mailbox, uidvalidity, info.uid) {
+                Ok(Some(s)) if s.set_aside => {}
+                Ok(Some(s)) => moves.add(s.aside, info.uid, s.mail_id),
+                Ok(None) => new_mail.push(info),
                 Err(e) => {
                     tracing::error!(uid = info.uid, error = %e, "ledger lookup failed");
                     stats.errors += 1;
-                    continue;
                 }
-            };
-            let (mail_id, aside) = match state {
-                Some(s) if s.set_aside => continue,
-                Some(s) => (s.mail_id, s.aside),
-                None => {
-                    let arrived = info
-                        .internal_date
-                        .and_then(|t| Timestamp::from_second(t).ok())
-                        .unwrap_or_else(Timestamp::now);
-                    match self
-                        .process_one(conn, store, uidvalidity, info.uid, info.size, arrived)
-                        .await?
-                    {
-                        Some(r) => {
-                            stats.recorded += 1;
-                            r
-                        }
-                        None => {
-                            stats.errors += 1;
-                            continue;
-                        }
-                    }
-                }
-            };
-            let folder = folder_for(&self.cfg, aside).to_string();
-            crash_point("before_move");
-            let how = conn
-                .set_aside(info.uid, &folder, &self.cfg.imap.folders.keyword)
-                .await?;
-            crash_point("after_move");
-            tracing::debug!(uid = info.uid, mail_id, folder = %folder, how = ?how, "set aside");
-            if let Err(e) = store.mark_set_aside(mail_id, Timestamp::now()) {
-                tracing::error!(mail_id, error = %e, "cannot mark mail as set aside");
             }
-            stats.set_aside += 1;
         }
+        // Recorded mails that are no longer in the mailbox were moved just before a crash.
+        if let Err(e) = store.mark_gone_set_aside(&mailbox, uidvalidity, &present, Timestamp::now())
+        {
+            tracing::error!(error = %e, "cannot reconcile set-aside mails");
+        }
+        self.flush_moves(conn, store, &mut moves, &mut stats)
+            .await?;
+
+        let mut i = 0;
+        while i < new_mail.len() {
+            // Oversized mail: headers only, one at a time.
+            if new_mail[i].size > self.cfg.imap.max_mail_bytes {
+                let info = &new_mail[i];
+                let arrived = arrival(info);
+                if let Some(raw) = conn.fetch_header(info.uid).await? {
+                    crash_point("after_fetch");
+                    self.record_fetched(
+                        store,
+                        uidvalidity,
+                        info.uid,
+                        info.size,
+                        arrived,
+                        raw,
+                        true,
+                        &mut moves,
+                        &mut stats,
+                    );
+                } else {
+                    tracing::warn!(uid = info.uid, "mail vanished before it could be fetched");
+                }
+                i += 1;
+                continue;
+            }
+            let mut batch = Vec::new();
+            let mut bytes = 0u64;
+            while i < new_mail.len()
+                && new_mail[i].size <= self.cfg.imap.max_mail_bytes
+                && batch.len() < BATCH_MAILS
+                && (batch.is_empty() || bytes + new_mail[i].size <= BATCH_BYTES)
+            {
+                bytes += new_mail[i].size;
+                batch.push(new_mail[i].clone());
+                i += 1;
+            }
+            let uids: Vec<u32> = batch.iter().map(|m| m.uid).collect();
+            let fetched = conn.fetch_raw_many(&uids).await?;
+            crash_point("after_fetch");
+            for (uid, raw) in fetched {
+                let Some(info) = batch.iter().find(|m| m.uid == uid) else {
+                    continue;
+                };
+                let arrived = arrival(info);
+                self.record_fetched(
+                    store,
+                    uidvalidity,
+                    uid,
+                    info.size,
+                    arrived,
+                    raw,
+                    false,
+                    &mut moves,
+                    &mut stats,
+                );
+            }
+            if moves.len() >= MOVE_EVERY {
+                self.flush_moves(conn, store, &mut moves, &mut stats)
+                    .await?;
+            }
+        }
+        self.flush_moves(conn, store, &mut moves, &mut stats)
+            .await?;
+        *self.last_pass.lock().unwrap_or_else(|e| e.into_inner()) = Some(started);
         Ok(stats)
     }
 
-    /// Fetch, judge and record one mail. `Ok(None)`: this mail failed (logged), go on.
-    async fn process_one(
+    /// Set aside every pending mail: one command per folder, then one transaction marking them.
+    async fn flush_moves(
         &self,
         conn: &mut ImapConn,
+        store: &mut Store,
+        moves: &mut PendingMoves,
+        stats: &mut PassStats,
+    ) -> Result<(), ImapError> {
+        for (aside, items) in std::mem::take(&mut moves.by_folder) {
+            if items.is_empty() {
+                continue;
+            }
+            let folder = folder_for(&self.cfg, aside).to_string();
+            let uids: Vec<u32> = items.iter().map(|(uid, _)| *uid).collect();
+            crash_point("before_move");
+            let how = conn
+                .set_aside_many(&uids, &folder, &self.cfg.imap.folders.keyword)
+                .await?;
+            crash_point("after_move");
+            tracing::debug!(count = uids.len(), folder = %folder, how = ?how, "set aside");
+            let ids: Vec<i64> = items.iter().map(|(_, id)| *id).collect();
+            if let Err(e) = store.mark_set_aside_many(&ids, Timestamp::now()) {
+                tracing::error!(error = %e, "cannot mark mails as set aside");
+            }
+            stats.set_aside += ids.len();
+        }
+        Ok(())
+    }
+
+    /// Judge and record one fetched mail; on success it joins the pending moves.
+    #[allow(clippy::too_many_arguments)]
+    fn record_fetched(
+        &self,
         store: &mut Store,
         uidvalidity: u32,
         uid: u32,
         size: u64,
         arrived_at: Timestamp,
-    ) -> Result<Option<(i64, Aside)>, ImapError> {
-        let headers_only = size > self.cfg.imap.max_mail_bytes;
-        let raw = if headers_only {
-            conn.fetch_header(uid).await?
-        } else {
-            conn.fetch_raw(uid).await?
-        };
-        let Some(raw) = raw else {
-            tracing::warn!(uid, "mail vanished before it could be fetched");
-            return Ok(None);
-        };
-        crash_point("after_fetch");
+        raw: Vec<u8>,
+        headers_only: bool,
+        moves: &mut PendingMoves,
+        stats: &mut PassStats,
+    ) {
+        match self.judge_and_record(store, uidvalidity, uid, size, arrived_at, raw, headers_only) {
+            Some((mail_id, aside)) => {
+                stats.recorded += 1;
+                moves.add(aside, uid, mail_id);
+            }
+            None => stats.errors += 1,
+        }
+    }
+
+    /// Judge and record one mail. `None`: this mail failed (logged); it stays for the next pass.
+    #[allow(clippy::too_many_arguments)]
+    fn judge_and_record(
+        &self,
+        store: &mut Store,
+        uidvalidity: u32,
+        uid: u32,
+        size: u64,
+        arrived_at: Timestamp,
+        raw: Vec<u8>,
+        headers_only: bool,
+    ) -> Option<(i64, Aside)> {
         let mut sha_input = raw.clone();
         if headers_only {
             sha_input.extend_from_slice(format!("\nsize={size}").as_bytes());
@@ -307,7 +431,7 @@ impl Daemon {
             headers_only,
             size,
             sha256: sha,
-            accept_due: self.accept_due(arrived_at),
+            accept_due: Some(rfc3339(&loaded.calendar.accept_due(arrived_at))),
         };
         let mut render = |req: &ReplyRequest<'_>| self.render_reply(&loaded, req);
         let form_complete =
@@ -337,19 +461,13 @@ impl Daemon {
                 };
                 log_outcome(uid, mail_id, &verdict, &outcome);
                 self.outbox_ready.notify_one();
-                Ok(Some((mail_id, aside)))
+                Some((mail_id, aside))
             }
             Err(e) => {
                 tracing::error!(uid, error = %e, "cannot record mail; it stays in the mailbox and is retried");
-                Ok(None)
+                None
             }
         }
-    }
-
-    /// Reg. 4.6: arrival + 8 working hours, in the desk's calendar.
-    fn accept_due(&self, arrived_at: Timestamp) -> Option<String> {
-        let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
-        Some(rfc3339(&loaded.calendar.accept_due(arrived_at)))
     }
 
     /// Build one reply from the templates.
@@ -524,7 +642,17 @@ impl Daemon {
                 let attempted: Timestamp = attempted
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(Timestamp::UNIX_EPOCH);
-                if now.duration_since(attempted).as_secs() >= self.cfg.smtp.confirm_seconds as i64 {
+                // Resend only when a whole intake pass, started once the copy had
+                // `confirm_seconds` to arrive, has not found it: a late restart or a backlog in
+                // front of the copy must not cause a second reply.
+                let confirm = jiff::SignedDuration::from_secs(self.cfg.smtp.confirm_seconds as i64);
+                let waited = now.duration_since(attempted) >= confirm;
+                let looked = self
+                    .last_pass
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .is_some_and(|started| started.duration_since(attempted) >= confirm);
+                if waited && (looked || item.mail.bcc.is_empty()) {
                     let _ = store.mark_retry(
                         item.id,
                         "interrupted while sending; no copy arrived",
@@ -550,7 +678,8 @@ impl Daemon {
             .intake_pass(&mut conn, uidvalidity, &mut store)
             .await
             .map_err(|e| e.to_string())?;
-        self.send_due(&mut store, &mailer).await;
+        // Everything due, in rounds of 100, until a round sends nothing more.
+        while self.send_due(&mut store, &mailer).await > 0 {}
         // Copies of what was just sent arrive in the mailbox; one more short pass records them
         // so that a following run starts clean.
         let deadline =
@@ -564,6 +693,8 @@ impl Daemon {
                 .intake_pass(&mut conn, uidvalidity, &mut store)
                 .await
                 .map_err(|e| e.to_string())?;
+            // Copies that arrived settle replies a crash left `sending`.
+            self.send_due(&mut store, &mailer).await;
             total.seen += s.seen;
             total.recorded += s.recorded;
             total.set_aside += s.set_aside;

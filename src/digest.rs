@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 
 use jiff::civil::Time;
-use jiff::{SignedDuration, Timestamp, Unit};
+use jiff::{SignedDuration, Timestamp};
 use rusqlite::{params, OptionalExtension};
 
 use crate::calendar::Calendar;
@@ -1186,7 +1186,7 @@ fn size_text(bytes: i64) -> String {
 
 /// As the store writes times (RFC 3339, UTC, milliseconds).
 fn ts(t: Timestamp) -> String {
-    t.round(Unit::Millisecond).unwrap_or(t).to_string()
+    crate::store::ts(t)
 }
 
 fn parse(stored: &str) -> Option<Timestamp> {

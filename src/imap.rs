@@ -473,6 +473,35 @@ impl ImapConn {
         Ok(found)
     }
 
+    /// Several mails in one `UID FETCH set BODY.PEEK[]` (a backlog costs one round trip per
+    /// batch, not per mail). Mails that vanished meanwhile are simply absent from the result.
+    pub async fn fetch_raw_many(&mut self, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, ImapError> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.require_selected("fetch")?;
+        let set = uid_set(uids);
+        let reply = self.run(&format!("UID FETCH {set} BODY.PEEK[]")).await?;
+        self.observe(&reply.data);
+        reply.check("UID FETCH")?;
+        let mut out: Vec<(u32, Vec<u8>)> = reply
+            .data
+            .into_iter()
+            .filter_map(|u| match u {
+                Untagged::Fetch(f) => {
+                    let uid = f.uid?;
+                    f.body.map(|b| (uid, b))
+                }
+                _ => None,
+            })
+            .filter(|(uid, _)| uids.contains(uid))
+            .collect();
+        out.sort_by_key(|(uid, _)| *uid);
+        out.dedup_by_key(|(uid, _)| *uid);
+        debug!(asked = uids.len(), got = out.len(), "IMAP: fetched mails");
+        Ok(out)
+    }
+
     /// The header of the mail (`BODY.PEEK[HEADER]`, with the blank line that ends it).
     /// `None` if no mail has that UID any more.
     pub async fn fetch_header(&mut self, uid: u32) -> Result<Option<Vec<u8>>, ImapError> {
@@ -529,6 +558,21 @@ impl ImapConn {
         folder: &str,
         keyword: &str,
     ) -> Result<Moved, ImapError> {
+        self.set_aside_many(&[uid], folder, keyword).await
+    }
+
+    /// [`ImapConn::set_aside`] for several mails at once: one `UID MOVE set folder` (or its
+    /// fallbacks) — moving a backlog one UID at a time costs the server O(n²).
+    pub async fn set_aside_many(
+        &mut self,
+        uids: &[u32],
+        folder: &str,
+        keyword: &str,
+    ) -> Result<Moved, ImapError> {
+        if uids.is_empty() {
+            return Ok(Moved::Moved);
+        }
+        let uid = uid_set(uids);
         self.require_selected("set_aside")?;
         if !is_valid_keyword(keyword) {
             return Err(ImapError::Protocol(format!(
@@ -560,7 +604,7 @@ impl ImapConn {
             .await?;
             Moved::Flagged
         };
-        debug!(uid, folder, how = ?how, "IMAP: set aside");
+        debug!(uids = uids.len(), folder, how = ?how, "IMAP: set aside");
         Ok(how)
     }
 
@@ -999,6 +1043,33 @@ enum IdleStep {
     Deadline,
     Shutdown,
     Again,
+}
+
+/// An IMAP UID set, runs compressed: `[1,2,3,7,9,10]` → `1:3,7,9:10`.
+pub fn uid_set(uids: &[u32]) -> String {
+    let mut v: Vec<u32> = uids.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < v.len() {
+        let start = v[i];
+        let mut end = start;
+        while i + 1 < v.len() && v[i + 1] == end + 1 {
+            i += 1;
+            end = v[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
 }
 
 fn broken() -> ImapError {

@@ -130,7 +130,12 @@ pub fn facts<'a>(msg: &'a Message<'a>, limits: &MimeLimits) -> MailFacts<'a> {
 
 fn from_address(msg: &Message<'_>) -> Option<String> {
     let addr = msg.from()?.first()?.address.as_deref()?.trim();
-    let addr = addr.trim_matches(|c| c == '<' || c == '>').to_lowercase();
+    // A trailing dot (`sev.gov.ru.`) is the root of DNS, the same domain; replies must go to
+    // the address without it (SMTP servers refuse it).
+    let addr = addr
+        .trim_matches(|c| c == '<' || c == '>')
+        .trim_end_matches('.')
+        .to_lowercase();
     let (local, domain) = addr.rsplit_once('@')?;
     let valid = !local.is_empty()
         && !domain.is_empty()

@@ -357,8 +357,10 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
-fn ts(t: Timestamp) -> String {
-    t.round(jiff::Unit::Millisecond).unwrap_or(t).to_string()
+/// Stored instants are compared as text in SQL (`next_attempt_at <= ?`), so they have one fixed
+/// width: UTC, milliseconds always written (`2026-11-26T09:13:42.420Z`).
+pub fn ts(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 fn parse_ts(s: &str) -> Timestamp {
@@ -443,6 +445,48 @@ impl Store {
                 },
             )
             .optional()?)
+    }
+
+    /// Mark several mails set aside, in one transaction.
+    pub fn mark_set_aside_many(&mut self, mail_ids: &[i64], now: Timestamp) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut st = tx.prepare("UPDATE mails SET set_aside_at = ?2 WHERE id = ?1")?;
+            for id in mail_ids {
+                st.execute(params![id, ts(now)])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Recorded mails of this mailbox and UIDVALIDITY that are no longer in it were set aside
+    /// just before a crash that kept them from being marked: mark them now.
+    pub fn mark_gone_set_aside(
+        &mut self,
+        mailbox: &str,
+        uidvalidity: u32,
+        present: &std::collections::HashSet<u32>,
+        now: Timestamp,
+    ) -> Result<usize> {
+        let pending: Vec<(i64, u32)> = {
+            let mut st = self.conn.prepare(
+                "SELECT id, uid FROM mails WHERE mailbox = ?1 AND uidvalidity = ?2 AND set_aside_at IS NULL",
+            )?;
+            let rows = st.query_map(params![mailbox, uidvalidity], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            rows.collect::<std::result::Result<_, _>>()?
+        };
+        let gone: Vec<i64> = pending
+            .into_iter()
+            .filter(|(_, uid)| !present.contains(uid))
+            .map(|(id, _)| id)
+            .collect();
+        if !gone.is_empty() {
+            self.mark_set_aside_many(&gone, now)?;
+        }
+        Ok(gone.len())
     }
 
     pub fn mark_set_aside(&self, mail_id: i64, now: Timestamp) -> Result<()> {

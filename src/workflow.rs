@@ -658,7 +658,7 @@ fn clean_comment(c: Option<&str>) -> Result<Option<String>> {
 }
 
 fn ts(t: Timestamp) -> String {
-    t.round(jiff::Unit::Millisecond).unwrap_or(t).to_string()
+    crate::store::ts(t)
 }
 
 fn add_event(

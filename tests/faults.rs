@@ -1,8 +1,10 @@
 //! Faults (issue 5): the daemon killed with SIGKILL/abort at random moments over a batch of
-//! mixed mails, the IMAP server crashing mid-fetch and mid-IDLE, the SMTP server down or
-//! answering 4xx/5xx, a UIDVALIDITY change, and two daemons on one store. One server pair
-//! (`scripts/mailservers.sh`) for the whole binary; each scenario has its own store and starts
-//! with empty mailboxes.
+//! mixed mails, and deterministically right after SMTP accepted a reply that had waited (restart
+//! at once, and restart later than `smtp.confirm_seconds`); the IMAP server crashing mid-fetch
+//! and mid-IDLE; the SMTP server down or answering 4xx/5xx; a UIDVALIDITY change; two daemons on
+//! one store. One server pair (`scripts/mailservers.sh`) for the whole binary; each scenario has
+//! its own store, starts with empty mailboxes and both servers up, and runs even when an earlier
+//! one failed (the failures are listed at the end).
 //!
 //! Mail is made unique per scenario: fixtures (`fixtures/{accept,incomplete,reject,filter,ignore}`
 //! and a few of `archives/`, all under 200 KB) get an `X-Test-Seq: N` header and a fresh
@@ -259,8 +261,37 @@ impl World {
         mails
     }
 
-    /// Every mail file of every user removed (new/ and cur/ of every folder).
+    /// Both servers up and no SMTP fault, whatever a failed scenario left behind.
+    fn heal(&self) {
+        let status = |w: &World| {
+            let out = std::process::Command::new("bash")
+                .arg(root().join("scripts/mailservers.sh"))
+                .arg("status")
+                .arg(w.s.dir.path())
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).to_string()
+        };
+        let st = status(self);
+        if st.contains("dovecot: stopped") {
+            self.s.script(&["start-imap"]);
+        }
+        if st.contains("postfix: stopped") {
+            self.s.script(&["start-smtp"]);
+        }
+        if !st.contains("smtp-fault: off") {
+            self.s.script(&["smtp-fault", "off"]);
+        }
+        if st != status(self) {
+            // Mail queued meanwhile is delivered now; let it land before the reset.
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// Every mail file of every user removed (new/ and cur/ of every folder), after making
+    /// sure both servers run normally.
     fn reset_mailboxes(&self) {
+        self.heal();
         for path in walk(&self.s.dir.path().join("mail")) {
             if path
                 .parent()
@@ -317,16 +348,22 @@ impl World {
         for m in smtp.drain(..) {
             self.s.send(&m.sender, "help@sevmiac.ru", &m.raw);
         }
+        // Arrived: in the INBOX, or already set aside by a running daemon.
         let want: HashSet<u32> = mails.iter().map(|m| m.seq).collect();
+        let help = self.s.dir.path().join("mail/sevmiac.ru/help/Maildir");
         wait_for(30, || {
-            let have: HashSet<u32> = self
-                .folder("help@sevmiac.ru", "INBOX")
+            let have: HashSet<u32> = walk(&help)
                 .iter()
-                .filter_map(|m| seq_of(m))
+                .filter(|p| {
+                    p.parent()
+                        .is_some_and(|d| d.ends_with("new") || d.ends_with("cur"))
+                })
+                .filter_map(|p| std::fs::read(p).ok())
+                .filter_map(|m| seq_of(&m))
                 .collect();
             want.is_subset(&have).then_some(())
         })
-        .expect("every mail of the batch is in the INBOX");
+        .expect("every mail of the batch arrived in help@sevmiac.ru");
     }
 
     fn folder(&self, user: &str, folder: &str) -> Vec<Vec<u8>> {
@@ -792,8 +829,16 @@ fn faults_against_real_servers() {
     let mut w = World::start();
     let t0 = Instant::now();
     // Every scenario runs even when one fails; the failures are listed at the end.
-    let scenarios: [(&str, Scenario); 6] = [
+    let scenarios: [(&str, Scenario); 8] = [
         ("kill harness", kill_harness),
+        (
+            "crash after smtp, delayed reply",
+            crash_after_smtp_delayed_reply,
+        ),
+        (
+            "crash after smtp, late restart",
+            crash_after_smtp_late_restart,
+        ),
         ("imap crash mid-fetch", imap_crash_mid_fetch),
         ("imap crash mid-idle", imap_crash_mid_idle),
         ("smtp down/4xx/5xx", smtp_down_4xx_5xx),
@@ -975,6 +1020,81 @@ fn kill_harness(w: &mut World) {
     );
     let summary = verify(w, work.path(), &tag, &mails);
     eprintln!("kill harness: {summary}");
+}
+
+/// The kill harness's `after_smtp` case made deterministic: a reply that waited in the outbox
+/// longer than `smtp.confirm_seconds` (3 s here; Postfix was down) is accepted by SMTP and the
+/// daemon dies before recording it; restarted at once, the sender still gets exactly one reply.
+fn crash_after_smtp_delayed_reply(w: &mut World) {
+    crash_after_smtp(w, "delayed", Duration::ZERO);
+}
+
+/// The same, but the daemon stays down longer than `smtp.confirm_seconds` before it restarts
+/// (a reboot, a crash loop): the copy is already in the INBOX, not yet recorded.
+fn crash_after_smtp_late_restart(w: &mut World) {
+    crash_after_smtp(w, "late", Duration::from_secs(5));
+}
+
+fn crash_after_smtp(w: &mut World, name: &str, down_for: Duration) {
+    w.reset_mailboxes();
+    let mut rng = Rng(unique() as u64 | 1);
+    let tag = format!("{}{}", &name[..1], rng.range(1, 1 << 40));
+    let work = workdir(name);
+    let cfg = w.config(work.path(), "INBOX", "");
+    let mail: Vec<TestMail> = w
+        .batch(&tag, 1, 30, &mut rng)
+        .into_iter()
+        .filter(|m| m.decision == "accept")
+        .take(1)
+        .collect();
+    assert_eq!(mail.len(), 1);
+    w.s.script(&["stop-smtp"]);
+    w.deliver(&mail, 0);
+    let out = w.run_once(&cfg);
+    w.s.script(&["start-smtp"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        count(
+            &db(work.path()),
+            "SELECT COUNT(*) FROM outbox WHERE state = 'pending'"
+        ),
+        1,
+        "the reply waits"
+    );
+    // Older than confirm_seconds by the time it is sent.
+    std::thread::sleep(Duration::from_secs(4));
+    let log = work.path().join("crash.log");
+    let mut child = w.spawn(&cfg, &log, Some(("after_smtp", 1)));
+    let status = wait_exit(&mut child, 20_000);
+    assert!(
+        status.is_some()
+            && std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("crash point after_smtp"),
+        "the daemon did not crash after SMTP:\n{}",
+        tail(&log, 20)
+    );
+    std::thread::sleep(down_for);
+    let log = work.path().join("restart.log");
+    let mut child = w.spawn(&cfg, &log, None);
+    let ok = wait_for(30, || settled(w, work.path(), 1).then_some(()));
+    stop(&mut child);
+    assert!(ok.is_some(), "not settled:\n{}", tail(&log, 20));
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    let resent = said.contains("sending again");
+    let summary = verify(w, work.path(), &tag, &mail);
+    eprintln!(
+        "crash after smtp, restart after {down_for:?}: {summary}; the restarted daemon {}",
+        if resent {
+            "sent it again"
+        } else {
+            "found the copy"
+        }
+    );
 }
 
 /// Wait up to `ms` for the child to exit.

@@ -177,7 +177,10 @@ pub fn record_sent(
         .to_string();
     let now = ts(Timestamp::now());
     let sql = |e: rusqlite::Error| format!("cannot record the digest: {e}");
-    let tx = store.conn_mut().transaction().map_err(sql)?;
+    let tx = store
+        .conn_mut()
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(sql)?;
     tx.execute(
         "INSERT INTO digests (at, recipients) VALUES (?1, ?2)",
         params![ts(d.until), rcpts.join(", ")],

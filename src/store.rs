@@ -378,6 +378,9 @@ impl Store {
             }
         }
         let conn = Connection::open(path)?;
+        // Every write transaction is IMMEDIATE (it takes the write lock up front), so a writer
+        // waits here for another one instead of failing with "database is locked" when a read
+        // would have to be upgraded.
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -449,7 +452,9 @@ impl Store {
 
     /// Mark several mails set aside, in one transaction.
     pub fn mark_set_aside_many(&mut self, mail_ids: &[i64], now: Timestamp) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
             let mut st = tx.prepare("UPDATE mails SET set_aside_at = ?2 WHERE id = ?1")?;
             for id in mail_ids {
@@ -513,7 +518,9 @@ impl Store {
         render: &mut dyn FnMut(&ReplyRequest<'_>) -> OutgoingMail,
         form_complete: &dyn Fn(&FormFields) -> bool,
     ) -> Result<(i64, Outcome)> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // A redelivery of bytes already recorded (e.g. after a UIDVALIDITY change): record the
         // sighting, do nothing else.
         let dup: Option<(i64, String)> = tx
@@ -810,7 +817,9 @@ impl Store {
     }
 
     pub fn mark_sent(&mut self, id: i64, now: Timestamp) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "UPDATE outbox SET state = 'sent', sent_at = ?2, last_error = NULL WHERE id = ?1",
             params![id, ts(now)],
@@ -845,7 +854,9 @@ impl Store {
 
     /// A 5xx (or retries exhausted): recorded on the ticket as undeliverable.
     pub fn mark_failed(&mut self, id: i64, error: &str, now: Timestamp) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "UPDATE outbox SET state = 'failed', last_error = ?2 WHERE id = ?1",
             params![id, error],

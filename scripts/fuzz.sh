@@ -25,6 +25,13 @@ shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(verdict form archive)
 case $secs in '' | *[!0-9]*) echo "usage: scripts/fuzz.sh [SECONDS] [TARGET...]" >&2; exit 2 ;; esac
+for t in "${targets[@]}"; do
+  case $t in verdict | form | archive) ;; *) echo "unknown target $t (verdict, form, archive)" >&2; exit 2 ;; esac
+done
+
+if ! python3 fuzz/make_seeds.py --check >/dev/null 2>&1; then
+  echo "== note: fuzz/seeds/ is out of date with fixtures/ (python3 fuzz/make_seeds.py rebuilds it)"
+fi
 
 export RUSTC_BOOTSTRAP=1
 sanitizer=${FUZZ_SANITIZER:-address}
@@ -38,16 +45,22 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 
-echo "== cargo fuzz build (${targets[*]}; sanitizer $sanitizer)"
-for t in "${targets[@]}"; do
-  cargo fuzz build "${build_flags[@]}" "$t"
-done
+# Built once, then the binaries are run directly (not `cargo fuzz run`, which would rebuild
+# whenever src/ changed meanwhile): every target fuzzes the same snapshot of the code.
+echo "== cargo fuzz build (sanitizer $sanitizer)"
+cargo fuzz build "${build_flags[@]}"
 
 max_len() {
   case $1 in
     form) echo 65536 ;;
     *) echo 1048576 ;;
   esac
+}
+
+# The crash, timeout, out-of-memory and leak inputs libFuzzer saved in folder $1, one per line.
+artifacts() {
+  find "$1" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' \
+    -o -name 'leak-*' \) -printf '%f\n' | sort
 }
 
 summary=()
@@ -73,8 +86,8 @@ for t in "${targets[@]}"; do
 
   execs=0
   crashes=0
-  cov=?
-  ft=?
+  cov='?'
+  ft='?'
   left=$secs
   run=0
   stamp=$(date +%Y%m%d-%H%M%S)
@@ -83,25 +96,27 @@ for t in "${targets[@]}"; do
     log=$arts/fuzz-$stamp-$run.log
     echo "== fuzzing $t for ${left}s (run $run; log $log)"
     started=$(date +%s)
-    before=$(ls "$arts" | grep -E '^(crash|oom|timeout|leak)-' | sort || true)
+    before=$(artifacts "$arts")
     set +e
-    cargo fuzz run "${build_flags[@]}" "$t" "$corpus" -- \
+    "$bin" -artifact_prefix="$arts/" \
       -max_total_time="$left" -max_len="$(max_len "$t")" -rss_limit_mb=2048 \
-      -timeout="$timeout_s" -print_final_stats=1 >"$log" 2>&1
+      -timeout="$timeout_s" -print_final_stats=1 "$corpus" >"$log" 2>&1
     rc=$?
     set -e
     left=$((left - ($(date +%s) - started)))
     n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    # A run that crashed prints no final stats: its last status line tells the count.
+    [ -n "$n" ] || n=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
     execs=$((execs + ${n:-0}))
     line=$(grep -E '^#[0-9]+.*cov: ' "$log" | tail -1 || true)
     if [ -n "$line" ]; then
       cov=$(sed -E 's/.* cov: ([0-9]+).*/\1/' <<<"$line")
       ft=$(sed -E 's/.* ft: ([0-9]+).*/\1/' <<<"$line")
     fi
-    after=$(ls "$arts" | grep -E '^(crash|oom|timeout|leak)-' | sort || true)
+    after=$(artifacts "$arts")
     new=$(comm -13 <(echo "$before") <(echo "$after") | grep . || true)
     if [ $rc -ne 0 ] && [ -z "$new" ]; then
-      echo "!! $t: cargo fuzz run exited $rc without an artifact; see $log" >&2
+      echo "!! $t: the fuzzer exited $rc without an artifact; see $log" >&2
       tail -30 "$log" >&2
       crashes=$((crashes + 1))
       break
@@ -111,7 +126,7 @@ for t in "${targets[@]}"; do
       cp "$arts/$a" "$regs/$a"
       echo "!! $t: $a kept as $regs/$a"
       grep -E '^mailintake-fuzz: (UNCAUGHT|STRICT)|^==[0-9]+==ERROR|^SUMMARY|libFuzzer: (deadly|out-of-memory|timeout)' "$log" | head -5 | sed 's/^/   /'
-      grep -E '^ +at (\./)?src/|/work/main/src/|^ +at .*mailintake/src/' "$log" | head -3 | sed 's/^/   /' || true
+      grep -E "^ +at (\./)?src/|$PWD/src/" "$log" | head -3 | sed 's/^/   /' || true
     done
     [ $rc -ne 0 ] || break
     [ $crashes -lt "$max_crashes" ] || { echo "== $t: $crashes crashes, stopping"; break; }

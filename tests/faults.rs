@@ -1126,7 +1126,7 @@ fn imap_crash_mid_fetch(w: &mut World) {
         "INBOX",
         "\n[limits]\nreplies_per_address_per_day = 100000\n",
     );
-    let mails = w.batch(&tag, 1, 60, &mut rng);
+    let mails = w.batch(&tag, 1, 400, &mut rng);
     w.deliver(&mails, 0);
     let log = work.path().join("once.log");
     let mut child = Proc(

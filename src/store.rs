@@ -883,11 +883,9 @@ impl Store {
     // ---- reading ----------------------------------------------------------------------
 
     pub fn tickets(&self, status: Option<Status>) -> Result<Vec<TicketRow>> {
-        let mut st = self.conn.prepare(
-            "SELECT id, status, priority, impact, subject, sender, created_at, updated_at, arrived_at, assignee, fields,
-                    accept_due, accepted_at, feedback_by
-             FROM tickets WHERE (?1 IS NULL OR status = ?1) ORDER BY id",
-        )?;
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {TICKET_COLUMNS} FROM tickets WHERE (?1 IS NULL OR status = ?1) ORDER BY id"
+        ))?;
         let rows = st.query_map(params![status.map(|s| s.as_str())], ticket_row)?;
         Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
     }
@@ -896,9 +894,7 @@ impl Store {
         Ok(self
             .conn
             .query_row(
-                "SELECT id, status, priority, impact, subject, sender, created_at, updated_at, arrived_at, assignee, fields,
-                        accept_due, accepted_at, feedback_by
-                 FROM tickets WHERE id = ?1",
+                &format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE id = ?1"),
                 params![id],
                 ticket_row,
             )
@@ -1023,7 +1019,12 @@ fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxItem> {
     })
 }
 
-fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketRow> {
+/// The columns [`ticket_row`] reads, in its order.
+pub(crate) const TICKET_COLUMNS: &str =
+    "id, status, priority, impact, subject, sender, created_at, updated_at, \
+     arrived_at, assignee, fields, accept_due, accepted_at, feedback_by";
+
+pub(crate) fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketRow> {
     let status: String = r.get(1)?;
     let fields: String = r.get(10)?;
     Ok(TicketRow {

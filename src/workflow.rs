@@ -678,30 +678,12 @@ fn add_event(
 
 fn load_ticket(tx: &Connection, id: i64) -> Result<TicketRow> {
     tx.query_row(
-        "SELECT id, status, priority, impact, subject, sender, created_at, updated_at, arrived_at, assignee, fields,
-                accept_due, accepted_at, feedback_by
-         FROM tickets WHERE id = ?1",
+        &format!(
+            "SELECT {} FROM tickets WHERE id = ?1",
+            crate::store::TICKET_COLUMNS
+        ),
         params![id],
-        |r| {
-            let status: String = r.get(1)?;
-            let fields: String = r.get(10)?;
-            Ok(TicketRow {
-                id: r.get(0)?,
-                status: Status::parse(&status).unwrap_or(Status::New),
-                priority: r.get(2)?,
-                impact: r.get(3)?,
-                subject: r.get(4)?,
-                sender: r.get(5)?,
-                created_at: r.get(6)?,
-                updated_at: r.get(7)?,
-                arrived_at: r.get(8)?,
-                assignee: r.get(9)?,
-                fields: serde_json::from_str(&fields).unwrap_or_default(),
-                accept_due: r.get(11)?,
-                accepted_at: r.get(12)?,
-                feedback_by: r.get(13)?,
-            })
-        },
+        crate::store::ticket_row,
     )
     .optional()?
     .ok_or(WorkflowError::NotFound(id))

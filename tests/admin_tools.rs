@@ -375,7 +375,7 @@ fn release_after_a_rule_fix_creates_the_ticket_once() {
         t.fields.applicant.full_name.as_deref(),
         Some("Иванова Татьяна Александровна")
     );
-    assert_eq!(t.arrived_at, "2026-11-23T07:15:00Z");
+    assert_eq!(t.arrived_at, "2026-11-23T07:15:00.000Z");
     assert_eq!(t.accept_due.as_deref(), Some("2026-11-26T17:00:00+03:00"));
 
     // The normal reply is queued, to the sender, in the same transaction.

@@ -402,21 +402,33 @@ impl Daemon {
         let sha = sha256_hex(&sha_input);
         let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
         let rules = &loaded.rules;
-        let mut verdict = if headers_only {
-            engine::evaluate_oversized(&raw, size, rules)
-        } else {
-            engine::evaluate(&raw, rules)
-        };
-        // A tag naming no ticket of ours: judge the mail as new (reg. 4.2 applies only to ours).
-        if let Some(n) = verdict.followup_of {
-            if !store.ticket_exists(n as i64).unwrap_or(false) {
-                if verdict.decision == Decision::Followup {
-                    verdict = engine::evaluate_with(&raw, rules, false);
-                } else {
-                    verdict.followup_of = None;
+        // The engine never panics on input (fuzzed, see fuzz/); should a bug make it, this mail
+        // is logged and left in the inbox while the daemon goes on with the others.
+        let judged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut verdict = if headers_only {
+                engine::evaluate_oversized(&raw, size, rules)
+            } else {
+                engine::evaluate(&raw, rules)
+            };
+            // A tag naming no ticket of ours: judge the mail as new (reg. 4.2 applies only to ours).
+            if let Some(n) = verdict.followup_of {
+                if !store.ticket_exists(n as i64).unwrap_or(false) {
+                    if verdict.decision == Decision::Followup {
+                        verdict = engine::evaluate_with(&raw, rules, false);
+                    } else {
+                        verdict.followup_of = None;
+                    }
                 }
             }
-        }
+            verdict
+        }));
+        let Ok(verdict) = judged else {
+            tracing::error!(
+                uid,
+                "the verdict engine failed on this mail; it stays in the mailbox"
+            );
+            return None;
+        };
         let own_reply = verdict
             .message_id
             .as_deref()

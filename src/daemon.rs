@@ -809,11 +809,18 @@ impl Daemon {
                         continue 'outer;
                     }
                 }
-                let wait = if conn.caps.idle && self.cfg.imap.idle {
+                let mut wait = if conn.caps.idle && self.cfg.imap.idle {
                     Duration::from_secs(self.cfg.imap.idle_minutes * 60)
                 } else {
                     Duration::from_secs(self.cfg.imap.poll_seconds.max(1))
                 };
+                // A reply left `sending` by a crash is settled only after a pass that started
+                // `confirm_seconds` after the attempt: do not wait for new mail to make one.
+                if store.count_outbox("sending").unwrap_or(0) > 0 {
+                    wait = wait.min(Duration::from_secs(
+                        self.cfg.smtp.confirm_seconds.max(1) + 1,
+                    ));
+                }
                 match conn.wait(wait, &mut stop).await {
                     Ok(Wake::Shutdown) => {
                         conn.logout().await;

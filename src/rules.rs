@@ -262,30 +262,23 @@ pub fn name_key(s: &str) -> String {
         .join(" ")
 }
 
+/// A name as written by a sender: an exact (normalised) name first, else the longest known name
+/// it starts with ("Высокий, прошу срочно" → high). `names` is sorted longest first.
+fn lookup_name<T: Copy>(names: &[(String, T)], s: &str) -> Option<T> {
+    let k = name_key(s);
+    names
+        .iter()
+        .find(|(n, _)| *n == k)
+        .or_else(|| names.iter().find(|(n, _)| k.starts_with(n.as_str())))
+        .map(|(_, v)| *v)
+}
+
 impl PriorityRules {
     pub fn impact_by_name(&self, s: &str) -> Option<Impact> {
-        let k = name_key(s);
-        self.impact_names
-            .iter()
-            .find(|(n, _)| *n == k)
-            .or_else(|| {
-                self.impact_names
-                    .iter()
-                    .find(|(n, _)| k.starts_with(n.as_str()))
-            })
-            .map(|(_, i)| *i)
+        lookup_name(&self.impact_names, s)
     }
     pub fn priority_by_name(&self, s: &str) -> Option<Priority> {
-        let k = name_key(s);
-        self.priority_names
-            .iter()
-            .find(|(n, _)| *n == k)
-            .or_else(|| {
-                self.priority_names
-                    .iter()
-                    .find(|(n, _)| k.starts_with(n.as_str()))
-            })
-            .map(|(_, p)| *p)
+        lookup_name(&self.priority_names, s)
     }
     /// Priorities the impact allows, most urgent first.
     pub fn allowed(&self, impact: Impact) -> &[Priority] {

@@ -158,10 +158,6 @@ fn arrival(info: &crate::imap::MailInfo) -> Timestamp {
         .unwrap_or_else(Timestamp::now)
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
 fn folder_for(cfg: &Config, aside: Aside) -> &str {
     let f = &cfg.imap.folders;
     match aside {
@@ -395,11 +391,13 @@ impl Daemon {
         raw: Vec<u8>,
         headers_only: bool,
     ) -> Option<(i64, Aside)> {
-        let mut sha_input = raw.clone();
+        // A headers-only record is told apart from the same headers of a smaller mail by its size.
+        let mut hasher = Sha256::new();
+        hasher.update(&raw);
         if headers_only {
-            sha_input.extend_from_slice(format!("\nsize={size}").as_bytes());
+            hasher.update(format!("\nsize={size}").as_bytes());
         }
-        let sha = sha256_hex(&sha_input);
+        let sha = hex::encode(hasher.finalize());
         let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
         let rules = &loaded.rules;
         // The engine never panics on input (fuzzed, see fuzz/); should a bug make it, this mail

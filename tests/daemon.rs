@@ -197,18 +197,12 @@ fn operator_workflow_and_digest(s: &Servers) {
     let t = &tickets_json(s, &cfg)[0];
     assert_eq!(t["status"], "in_progress", "{t}");
     assert!(t["accept_due"].as_str().unwrap().ends_with("+03:00"), "{t}");
-    let shown = ok(mailintake(
-        s,
-        &["ticket", "show", &id, "--json", "--config", c],
-    ));
-    let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
-    let actors: Vec<&str> = v["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["actor"].as_str().unwrap())
-        .collect();
-    assert!(actors.contains(&"ivanov"), "{actors:?}");
+    let actors = column(
+        &ticket_show_json(s, &cfg, id.parse().unwrap()),
+        "events",
+        "actor",
+    );
+    assert!(actors.iter().any(|a| a == "ivanov"), "{actors:?}");
 
     // The digest goes through the real Postfix; the operators read it over IMAP.
     let printed = ok(mailintake(s, &["digest", "--print", "--config", c]));
@@ -432,25 +426,11 @@ fn smtp_4xx_is_retried_and_5xx_recorded(s: &Servers) {
         .unwrap()["id"]
         .as_i64()
         .unwrap();
-    let out = mailintake(
-        s,
-        &[
-            "ticket",
-            "show",
-            &id.to_string(),
-            "--json",
-            "--config",
-            cfg.to_str().unwrap(),
-        ],
+    let kinds = column(&ticket_show_json(s, &cfg, id), "events", "kind");
+    assert!(
+        kinds.iter().any(|k| k == "reply_undeliverable"),
+        "{kinds:?}"
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let kinds: Vec<&str> = v["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
-    assert!(kinds.contains(&"reply_undeliverable"), "{kinds:?}");
     run_once(s, &cfg);
     assert!(
         replies_to(s, "p.petrov@sev.gov.ru").is_empty(),
@@ -767,25 +747,12 @@ fn followup_completes_feedback_ticket(s: &Servers) {
     wait_inbox(s, 1);
     run_once(s, &cfg);
     assert_eq!(tickets_json(s, &cfg).len(), 2);
-    let out = mailintake(
-        s,
-        &[
-            "ticket",
-            "show",
-            &id.to_string(),
-            "--json",
-            "--config",
-            cfg.to_str().unwrap(),
-        ],
+    let dirs = column(
+        &ticket_show_json(s, &cfg, id),
+        "correspondence",
+        "direction",
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let dirs: Vec<&str> = v["correspondence"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["direction"].as_str().unwrap())
-        .collect();
-    assert_eq!(dirs, ["in", "out", "in", "out"], "{v}");
+    assert_eq!(dirs, ["in", "out", "in", "out"], "{dirs:?}");
 }
 
 fn no_reply_to_automatic_mail(s: &Servers) {

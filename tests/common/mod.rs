@@ -267,3 +267,36 @@ pub fn tickets_json(servers: &Servers, config: &Path) -> Vec<serde_json::Value> 
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// `ticket show ID --json`, parsed.
+pub fn ticket_show_json(servers: &Servers, config: &Path, id: i64) -> serde_json::Value {
+    let out = mailintake(
+        servers,
+        &[
+            "ticket",
+            "show",
+            &id.to_string(),
+            "--json",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// One string field of every element of an array in a JSON value (`events`/`kind`, …).
+pub fn column(v: &serde_json::Value, array: &str, key: &str) -> Vec<String> {
+    v[array]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e[key].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -6,7 +6,6 @@
 //! An error on one mail is logged with the mail's UID and never stops the loop; connection errors
 //! reconnect with capped exponential backoff. Logs carry ids, never body text or patient data.
 
-use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -891,9 +890,4 @@ fn log_outcome(uid: u32, mail_id: i64, v: &Verdict, outcome: &Outcome) {
             tracing::info!(uid, mail_id, outcome = ?other, decision = v.decision.as_str(), reasons = ?codes, "mail recorded")
         }
     }
-}
-
-/// Where the config file says the store is (for commands that only read it).
-pub fn store_path(cfg: &Config) -> PathBuf {
-    cfg.store.path.clone()
 }

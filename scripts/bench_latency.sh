@@ -12,7 +12,7 @@
 #     mail program would) reads the clock when `sendmail` returns, i.e. right after Postfix's
 #     `250` to the end of DATA;
 #   - the reply's acceptance: the daemon's own debug line `mail accepted by the SMTP server
-#     message_id=...` (src/smtp.rs), written when lettre has Postfix's `250` to the reply's DATA.
+#     message_id=...` (src/mail/smtp.rs), written when lettre has Postfix's `250` to the reply's DATA.
 #     The reply is matched to the mail by its In-Reply-To, read from the copy delivered to the
 #     sender's mailbox (which also proves it was delivered). Postfix's own log has only whole
 #     seconds, too coarse for this.

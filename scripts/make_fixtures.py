@@ -3113,7 +3113,7 @@ generated files are committed.
 ## Layout
 
 `fixtures/<group>/<name>.eml` is one raw RFC 5322 message (CRLF line endings, except where `broken/`
-says otherwise), `fixtures/<group>/<name>.expected.json` the part of the verdict (`src/verdict.rs`) it pins.
+says otherwise), `fixtures/<group>/<name>.expected.json` the part of the verdict (`src/verdict/mod.rs`) it pins.
 Groups: `accept`, `incomplete`, `reject`, `filter`, `ignore`, `followup` (one per decision, by what the
 fixture is mainly about), `charset`, `layout` (form parsing), `attachments`, `archives`, `broken`.
 The group is not the decision: read `decision` in the expected file.

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::engine;
-use crate::rules::RuleSet;
+use crate::verdict::engine;
+use crate::verdict::rules::RuleSet;
 use crate::verdict::Verdict;
 
 /// One output line: the file as given, then the verdict's fields.

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::imap::{ImapSettings, Security};
-use crate::rules::RuleFile;
-use crate::smtp::{SmtpSecurity, SmtpSettings};
+use crate::mail::imap::{ImapSettings, Security};
+use crate::mail::smtp::{SmtpSecurity, SmtpSettings};
+use crate::verdict::rules::RuleFile;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -13,14 +13,15 @@ use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 use tokio::sync::{watch, Notify};
 
-use crate::calendar::Calendar;
 use crate::config::Config;
-use crate::engine;
-use crate::imap::{ImapConn, ImapError, ImapSettings, Wake};
-use crate::replies::{ReplyContext, ReplyKind, Templates};
-use crate::rules::RuleSet;
-use crate::smtp::{AutoSubmitted, Mailer, OutgoingMail, SendError};
+use crate::desk::calendar::Calendar;
+use crate::mail::imap::{ImapConn, ImapError, ImapSettings, Wake};
+use crate::mail::replies::{ReplyContext, ReplyKind, Templates};
+use crate::mail::smtp::{Mailer, SendError};
+use crate::store::outbox::{AutoSubmitted, OutgoingMail};
 use crate::store::{Aside, Incoming, Outcome, ReplyRequest, ReplyWanted, Store};
+use crate::verdict::engine;
+use crate::verdict::rules::RuleSet;
 use crate::verdict::{Code, Decision, FormFields, Verdict};
 
 /// Rules and reply templates, swapped as a whole on reload.
@@ -151,7 +152,7 @@ impl PendingMoves {
 }
 
 /// When the server received the mail (INTERNALDATE), or now when it does not say.
-fn arrival(info: &crate::imap::MailInfo) -> Timestamp {
+fn arrival(info: &crate::mail::imap::MailInfo) -> Timestamp {
     info.internal_date
         .and_then(|t| Timestamp::from_second(t).ok())
         .unwrap_or_else(Timestamp::now)
@@ -230,7 +231,7 @@ impl Daemon {
         let list = conn.list().await?;
         let mailbox = self.cfg.imap.mailbox.clone();
         let mut moves = PendingMoves::default();
-        let mut new_mail: Vec<crate::imap::MailInfo> = Vec::new();
+        let mut new_mail: Vec<crate::mail::imap::MailInfo> = Vec::new();
         let present: std::collections::HashSet<u32> = list.iter().map(|i| i.uid).collect();
         for info in list {
             if info
@@ -444,7 +445,7 @@ impl Daemon {
         };
         let mut render = |req: &ReplyRequest<'_>| self.render_reply(&loaded, req);
         let form_complete =
-            |f: &FormFields| crate::form::missing_required(f, &rules.form).is_empty();
+            |f: &FormFields| crate::verdict::form::missing_required(f, &rules.form).is_empty();
         let recorded = store.record_mail(
             &incoming,
             &verdict,
@@ -496,7 +497,7 @@ impl Daemon {
                         .filter(|w| w.code.group() == Some(Decision::Incomplete))
                         .map(|w| w.detail.clone())
                         .collect(),
-                    crate::form::missing_required(req.fields, form)
+                    crate::verdict::form::missing_required(req.fields, form)
                         .iter()
                         .map(|m| form.describe(m).to_string())
                         .collect(),
@@ -752,7 +753,7 @@ impl Daemon {
         };
         let digests = {
             let me = self.clone();
-            let times = crate::digest::parse_times(&me.cfg.digest.times)?;
+            let times = crate::desk::digest::parse_times(&me.cfg.digest.times)?;
             let mut store = me.open_store()?;
             let mut stop = shutdown.clone();
             tokio::spawn(async move {
@@ -839,7 +840,7 @@ impl Daemon {
     /// Queue the scheduled digest when a slot is due (`digest::due_slot`); logs counts only.
     pub fn digest_if_due(&self, store: &mut Store, times: &[jiff::civil::Time]) {
         let now = Timestamp::now();
-        let last = match crate::digest::last_sent(store) {
+        let last = match crate::desk::digest::last_sent(store) {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the last digest");
@@ -847,11 +848,11 @@ impl Daemon {
             }
         };
         let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
-        let Some(slot) = crate::digest::due_slot(&loaded.calendar, times, last, now) else {
+        let Some(slot) = crate::desk::digest::due_slot(&loaded.calendar, times, last, now) else {
             return;
         };
         let built =
-            crate::digest::build(store, &loaded.calendar, now, self.cfg.digest.mask_patient);
+            crate::desk::digest::build(store, &loaded.calendar, now, self.cfg.digest.mask_patient);
         drop(loaded);
         let d = match built {
             Ok(d) => d,
@@ -860,8 +861,8 @@ impl Daemon {
                 return;
             }
         };
-        let mail = crate::digest::outgoing(&d, &self.cfg.smtp.from);
-        match crate::digest::record_sent(store, &d, &self.cfg.digest.recipients, &mail) {
+        let mail = crate::desk::digest::outgoing(&d, &self.cfg.smtp.from);
+        match crate::desk::digest::record_sent(store, &d, &self.cfg.digest.recipients, &mail) {
             Ok(id) => {
                 tracing::info!(digest = id, slot = %slot, new = d.new_tickets, feedback = d.feedback,
                     overdue = d.overdue, refused = d.refused, "digest queued");

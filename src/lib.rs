@@ -1,44 +1,30 @@
 //! mailintake — e-mail to support tickets for СТП ГБУЗС «МИАЦ» (приказ № 852).
 //!
 //! # Layout
-//! - [`verdict`]: the contract — `Verdict`, decisions, reason codes, the parsed form.
-//! - [`engine`]: the pure verdict engine, raw mail bytes + rules → `Verdict`. No I/O, no clock.
-//! - [`message`]: MIME walk (mail-parser) into the facts the engine judges; HTML → text.
-//! - [`form`]: the form of Приложение 1, parsed from body text; quoted history stripped.
-//! - [`attach`]: one attachment classified by name and content; archives listed and checked.
-//! - [`rules`]: rule files read, validated and compiled into a `RuleSet`.
-//! - [`calendar`]: the working calendar (Europe/Simferopol, holidays) and the 8-working-hour deadline.
-//! - [`check`]: the `check` command — paths in, JSON Lines out.
-//! - [`config`]: the daemon's TOML configuration, validated.
-//! - [`imap`]: the mailbox edge — async-imap over tokio/rustls, IDLE, MOVE and its fallbacks.
-//! - [`smtp`]: the sending edge — lettre over tokio/rustls; 4xx/5xx told apart.
-//! - [`replies`]: the reply texts (templates in `rules/replies/`).
-//! - [`store`]: SQLite — the ledger of every mail, tickets, correspondence, events, the outbox.
-//! - [`daemon`]: the glue — intake passes, the outbox sender, reconnects and shutdown.
-//! - [`tickets`]: read-side views for `tickets` and `ticket show|attachment`.
-//! - [`workflow`]: operators' steps — assign, status (reg. 4.8), priority (reg. 4.9–4.10), notifications.
-//! - [`digest`]: the operators' digest (text + HTML), its schedule and patient-data masking.
-//! - [`quarantine`]: refused mail — list, show, release with the current rules or an operator's override.
-//! - [`replay`]: the stored mail judged with other rules — what would change (read-only).
-//! - [`stats`]: mail, tickets, reg. 4.6 deadlines and time to accept.
+//! The folders are layers; each depends only on the ones listed before it.
+//!
+//! - [`verdict`] — the pure core: raw mail bytes + rules → `Verdict`. No I/O, no clock.
+//!   - `verdict` itself: the contract — decisions, reason codes, the parsed form.
+//!   - [`verdict::message`]: MIME walk (mail-parser) into the facts the engine judges; HTML → text.
+//!   - [`verdict::form`]: the form of Приложение 1, parsed from body text; quoted history stripped.
+//!   - [`verdict::attach`]: one attachment classified by name and content; archives checked.
+//!   - [`verdict::rules`]: rule files read, validated and compiled into a `RuleSet`.
+//!   - [`verdict::engine`]: the engine itself.
+//! - [`store`] — SQLite: the ledger of every mail, tickets, correspondence, events, the outbox
+//!   ([`store::outbox`]) and the state changes both the intake and the desk write
+//!   ([`store::acceptance`]). Depends on `verdict` only.
+//! - [`mail`] — the edges to mail servers: [`mail::imap`] (async-imap, IDLE, MOVE),
+//!   [`mail::smtp`] (lettre; 4xx/5xx told apart), [`mail::replies`] (reply texts and templates).
+//! - [`desk`] — the support desk over the store: [`desk::workflow`] (assign, status, priority,
+//!   notifications), [`desk::tickets`] (views), [`desk::calendar`] (working hours, the 8-hour
+//!   deadline), [`desk::digest`], [`desk::quarantine`], [`desk::replay`], [`desk::stats`].
+//! - The programs on top: [`config`] (the daemon's TOML), [`daemon`] (intake passes, the outbox
+//!   sender, reconnects, shutdown), [`check`] (the `check` command); `main.rs` is the CLI.
 
-pub mod attach;
-pub mod calendar;
 pub mod check;
 pub mod config;
 pub mod daemon;
-pub mod digest;
-pub mod engine;
-pub mod form;
-pub mod imap;
-pub mod message;
-pub mod quarantine;
-pub mod replay;
-pub mod replies;
-pub mod rules;
-pub mod smtp;
-pub mod stats;
+pub mod desk;
+pub mod mail;
 pub mod store;
-pub mod tickets;
 pub mod verdict;
-pub mod workflow;

@@ -6,20 +6,20 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use jiff::Timestamp;
-use mailintake::calendar::Calendar;
 use mailintake::check;
 use mailintake::config::Config;
 use mailintake::daemon::Daemon;
-use mailintake::digest;
-use mailintake::quarantine::{self, ReleaseOutcome};
-use mailintake::replay;
-use mailintake::rules::RuleSet;
-use mailintake::smtp::Mailer;
-use mailintake::stats;
+use mailintake::desk::calendar::Calendar;
+use mailintake::desk::digest;
+use mailintake::desk::quarantine::{self, ReleaseOutcome};
+use mailintake::desk::replay;
+use mailintake::desk::stats;
+use mailintake::desk::tickets;
+use mailintake::desk::workflow;
+use mailintake::mail::smtp::Mailer;
 use mailintake::store::{ReplyRequest, Status, Store};
-use mailintake::tickets;
+use mailintake::verdict::rules::RuleSet;
 use mailintake::verdict::FormFields;
-use mailintake::workflow;
 
 #[derive(Parser)]
 #[command(
@@ -465,8 +465,9 @@ fn quarantine_release(config: PathBuf, id: i64, force: bool, actor: Option<Strin
         &loaded.calendar.accept_due(now),
     ));
     let mut render = |req: &ReplyRequest<'_>| daemon.render_reply(&loaded, req);
-    let form_complete =
-        |f: &FormFields| mailintake::form::missing_required(f, &loaded.rules.form).is_empty();
+    let form_complete = |f: &FormFields| {
+        mailintake::verdict::form::missing_required(f, &loaded.rules.form).is_empty()
+    };
     match quarantine::release(
         &mut store,
         id,

@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
-use mailintake::calendar::Calendar;
-use mailintake::quarantine::{self, ReleaseOutcome};
-use mailintake::replay;
-use mailintake::rules::RuleSet;
-use mailintake::smtp::{AutoSubmitted, OutgoingMail};
-use mailintake::stats;
+use mailintake::desk::calendar::Calendar;
+use mailintake::desk::quarantine::{self, ReleaseOutcome};
+use mailintake::desk::replay;
+use mailintake::desk::stats;
+use mailintake::store::outbox::{AutoSubmitted, OutgoingMail};
 use mailintake::store::{Incoming, Outcome, ReplyRequest, Status, Store};
+use mailintake::verdict::rules::RuleSet;
 use mailintake::verdict::Decision;
 
 fn root() -> PathBuf {

@@ -4,8 +4,8 @@ use std::io::{Cursor, Write};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use mailintake::attach::testdata::{self, RarEntry};
-use mailintake::attach::{inspect, AttachmentRules, Inspection};
+use mailintake::verdict::attach::testdata::{self, RarEntry};
+use mailintake::verdict::attach::{inspect, AttachmentRules, Inspection};
 use mailintake::verdict::{AttachmentKind, Code};
 
 fn rules() -> AttachmentRules {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use jiff::civil::{date, time, Date, DateTime};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
-use mailintake::calendar::{Calendar, ACCEPT_WITHIN};
+use mailintake::desk::calendar::{Calendar, ACCEPT_WITHIN};
 
 fn shipped_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/calendar.toml")

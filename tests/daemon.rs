@@ -81,15 +81,15 @@ fn imap_fetch_all(s: &Servers, user: &str) -> Vec<Vec<u8>> {
         .build()
         .unwrap();
     rt.block_on(async {
-        let settings = mailintake::imap::ImapSettings {
+        let settings = mailintake::mail::imap::ImapSettings {
             host: "127.0.0.1".into(),
             port: s.get("IMAP_PORT").parse().unwrap(),
-            security: mailintake::imap::Security::None,
+            security: mailintake::mail::imap::Security::None,
             username: user.into(),
             password: s.get("MS_PASSWORD").into(),
             timeout: Duration::from_secs(10),
         };
-        let mut conn = mailintake::imap::ImapConn::connect(&settings)
+        let mut conn = mailintake::mail::imap::ImapConn::connect(&settings)
             .await
             .unwrap();
         conn.select("INBOX").await.unwrap();

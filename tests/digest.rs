@@ -7,9 +7,9 @@ use std::path::Path;
 use jiff::civil::{time, DateTime};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
-use mailintake::calendar::Calendar;
-use mailintake::digest::{self, due_slot, mask_card, mask_name, Digest};
-use mailintake::smtp::{AutoSubmitted, OutgoingMail};
+use mailintake::desk::calendar::Calendar;
+use mailintake::desk::digest::{self, due_slot, mask_card, mask_name, Digest};
+use mailintake::store::outbox::{AutoSubmitted, OutgoingMail};
 use mailintake::store::{Incoming, Outcome, ReplyRequest, Store};
 use mailintake::verdict::{
     Applicant, AttachmentInfo, AttachmentKind, Code, Decision, FormFields, Impact, Patient,
@@ -661,7 +661,7 @@ fn due_slot_follows_the_schedule() {
 #[test]
 fn the_digest_module_never_logs() {
     // Patient data must never reach a log line: the module has no tracing calls at all.
-    let src = include_str!("../src/digest.rs");
+    let src = include_str!("../src/desk/digest.rs");
     assert!(!src.contains("tracing::"));
     assert!(!src.contains("use tracing"));
 }

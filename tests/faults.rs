@@ -302,11 +302,11 @@ impl World {
         }
     }
 
-    fn imap_settings(&self) -> mailintake::imap::ImapSettings {
-        mailintake::imap::ImapSettings {
+    fn imap_settings(&self) -> mailintake::mail::imap::ImapSettings {
+        mailintake::mail::imap::ImapSettings {
             host: "127.0.0.1".into(),
             port: self.s.get("IMAP_PORT").parse().unwrap(),
-            security: mailintake::imap::Security::None,
+            security: mailintake::mail::imap::Security::None,
             username: "help@sevmiac.ru".into(),
             password: self.s.get("MS_PASSWORD").into(),
             timeout: Duration::from_secs(10),
@@ -320,7 +320,7 @@ impl World {
             .build()
             .unwrap();
         rt.block_on(async {
-            let mut conn = mailintake::imap::ImapConn::connect(&self.imap_settings())
+            let mut conn = mailintake::mail::imap::ImapConn::connect(&self.imap_settings())
                 .await
                 .expect("IMAP connect for APPEND");
             for raw in raws {

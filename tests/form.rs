@@ -1,4 +1,4 @@
-//! The form of Приложение 1 read from realistic mail bodies (src/form.rs, rules/form.toml).
+//! The form of Приложение 1 read from realistic mail bodies (src/verdict/form.rs, rules/form.toml).
 //!
 //! Each case is a body and the fields expected from it; every field not listed must be `None`.
 //! Special keys: "impact", "priority" (the raw values), "labels" ("0" = no form recognised).
@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use mailintake::form::{
+use mailintake::verdict::form::{
     missing_recommended, missing_required, normalize_phone, normalize_phone_in, parse_form,
     strip_quoted, FormRules, RawFormRules,
 };

@@ -11,10 +11,10 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use mailintake::attach::{self, AttachmentRules};
-use mailintake::engine;
-use mailintake::form::{self, FormRules};
-use mailintake::rules::RuleSet;
+use mailintake::verdict::attach::{self, AttachmentRules};
+use mailintake::verdict::engine;
+use mailintake::verdict::form::{self, FormRules};
+use mailintake::verdict::rules::RuleSet;
 
 /// The names of fuzz/fuzz_targets/archive.rs, in its order.
 const NAMES: [&str; 5] = ["x.zip", "x.7z", "x.rar", "x.png", "x.docx"];

@@ -6,8 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use mailintake::engine::evaluate;
-use mailintake::rules::RuleSet;
+use mailintake::verdict::engine::evaluate;
+use mailintake::verdict::rules::RuleSet;
 use serde_json::Value;
 
 fn root() -> PathBuf {

@@ -1,4 +1,4 @@
-//! The IMAP edge (`mailintake::imap`) against a real Dovecot, with Postfix delivering the
+//! The IMAP edge (`mailintake::mail::imap`) against a real Dovecot, with Postfix delivering the
 //! test mail, both on loopback and started by `scripts/mailservers.sh` in a temporary folder.
 //!
 //! One server set-up serves the whole binary: a single test runs the scenarios in order,
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use mailintake::imap::{ImapConn, ImapError, ImapSettings, MailInfo, Moved, Security, Wake};
+use mailintake::mail::imap::{ImapConn, ImapError, ImapSettings, MailInfo, Moved, Security, Wake};
 use tokio::sync::watch;
 
 const KEYWORD: &str = "$MailintakeDone";

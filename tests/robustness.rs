@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use mailintake::engine::evaluate;
-use mailintake::rules::RuleSet;
+use mailintake::verdict::engine::evaluate;
+use mailintake::verdict::rules::RuleSet;
 
 fn fixtures() -> Vec<PathBuf> {
     fn walk(d: &Path, out: &mut Vec<PathBuf>) {

@@ -11,7 +11,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mail_parser::MessageParser;
-use mailintake::smtp::{AutoSubmitted, Mailer, OutgoingMail, SmtpSecurity, SmtpSettings};
+use mailintake::mail::smtp::{Mailer, SmtpSecurity, SmtpSettings};
+use mailintake::store::outbox::{AutoSubmitted, OutgoingMail};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mailservers.sh");
 

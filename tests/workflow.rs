@@ -5,15 +5,16 @@
 use std::path::PathBuf;
 
 use jiff::Timestamp;
-use mailintake::replies::{ReplyKind, Templates};
-use mailintake::rules::{PriorityRules, RuleSet};
-use mailintake::smtp::{AutoSubmitted, OutgoingMail};
-use mailintake::store::{Incoming, Outcome, ReplyRequest, Status, Store};
-use mailintake::verdict::{Decision, FormFields, Impact, Priority, Verdict};
-use mailintake::workflow::{
+use mailintake::desk::workflow::{
     self, allowed_targets, assign, render_notification, set_priority, set_status, NotifyRequest,
     WorkflowError,
 };
+use mailintake::mail::replies::{ReplyKind, Templates};
+use mailintake::store::acceptance;
+use mailintake::store::outbox::{AutoSubmitted, OutgoingMail};
+use mailintake::store::{Incoming, Outcome, ReplyRequest, Status, Store};
+use mailintake::verdict::rules::{PriorityRules, RuleSet};
+use mailintake::verdict::{Decision, FormFields, Impact, Priority, Verdict};
 
 const SENDER: &str = "o.petrenko@sev.gov.ru";
 const OP: &str = "Петров П.П.";
@@ -1166,7 +1167,7 @@ fn an_answer_to_an_operators_question_brings_the_ticket_back_to_work() {
     let id = d.ticket(Decision::Accept);
     d.status(id, Status::Feedback, Some("Логин?"), t(1))
         .unwrap();
-    assert!(workflow::feedback_answered(d.store.conn(), id, 1, t(2)).unwrap());
+    assert!(acceptance::feedback_answered(d.store.conn(), id, 1, t(2)).unwrap());
     let row = d.row(id);
     assert_eq!(row.status, Status::InProgress);
     assert_eq!(row.feedback_by, None);
@@ -1184,26 +1185,26 @@ fn an_answer_to_an_operators_question_brings_the_ticket_back_to_work() {
     );
     assert_eq!(ev[n - 1].1, "accepted");
     // Only once.
-    assert!(!workflow::feedback_answered(d.store.conn(), id, 1, t(3)).unwrap());
+    assert!(!acceptance::feedback_answered(d.store.conn(), id, 1, t(3)).unwrap());
 
     // Accepted before: accepted_at stays.
     d.status(id, Status::Feedback, Some("Ещё вопрос."), t(4))
         .unwrap();
-    assert!(workflow::feedback_answered(d.store.conn(), id, 1, t(5)).unwrap());
+    assert!(acceptance::feedback_answered(d.store.conn(), id, 1, t(5)).unwrap());
     assert_eq!(d.row(id).accepted_at.unwrap(), mailintake::store::ts(t(2)));
 
     // An incomplete form («Обратная связь» by mailintake) is left to the completion rule.
     let auto = d.ticket(Decision::Incomplete);
-    assert!(!workflow::feedback_answered(d.store.conn(), auto, 2, t(6)).unwrap());
+    assert!(!acceptance::feedback_answered(d.store.conn(), auto, 2, t(6)).unwrap());
     assert_eq!(d.row(auto).status, Status::Feedback);
     // Other statuses are not touched.
     let new = d.ticket(Decision::Accept);
-    assert!(!workflow::feedback_answered(d.store.conn(), new, 3, t(6)).unwrap());
-    assert!(!workflow::feedback_answered(d.store.conn(), 999, 3, t(6)).unwrap());
+    assert!(!acceptance::feedback_answered(d.store.conn(), new, 3, t(6)).unwrap());
+    assert!(!acceptance::feedback_answered(d.store.conn(), 999, 3, t(6)).unwrap());
 }
 
 /// The whole path through `Store::record_mail`: enabled once `store::add_followup` calls
-/// `workflow::feedback_answered` (see the workflow report).
+/// `acceptance::feedback_answered` (see the workflow report).
 #[test]
 fn a_followup_mail_answers_the_operators_question() {
     let mut d = Desk::new();

@@ -8,7 +8,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use mailintake::attach::{self, AttachmentRules};
+use mailintake::verdict::attach::{self, AttachmentRules};
 
 mod harness;
 

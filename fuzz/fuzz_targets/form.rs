@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use mailintake::form::{self, FormRules};
+use mailintake::verdict::form::{self, FormRules};
 
 mod harness;
 

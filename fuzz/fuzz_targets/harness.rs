@@ -1,7 +1,7 @@
 //! What the three targets share: how panics are told apart.
 //!
 //! The library catches panics on purpose in one place — the third-party archive readers run under
-//! `catch_unwind`, and a panic there means "archive_unreadable" (src/attach.rs) — so libFuzzer's
+//! `catch_unwind`, and a panic there means "archive_unreadable" (src/verdict/attach.rs) — so libFuzzer's
 //! own hook, which aborts on every panic, would report working code as a crash. Instead:
 //!
 //! - every panic is remembered (message, location, backtrace), and the first one at each

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use mailintake::engine;
-use mailintake::rules::RuleSet;
+use mailintake::verdict::engine;
+use mailintake::verdict::rules::RuleSet;
 
 mod harness;
 

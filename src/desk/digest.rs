@@ -19,8 +19,8 @@ use jiff::civil::Time;
 use jiff::{SignedDuration, Timestamp};
 use rusqlite::{params, OptionalExtension};
 
-use crate::calendar::Calendar;
-use crate::smtp::{AutoSubmitted, OutgoingMail};
+use crate::desk::calendar::Calendar;
+use crate::store::outbox::{AutoSubmitted, OutgoingMail};
 use crate::store::{AttachmentRow, Status, Store, TicketRow};
 use crate::verdict::{Impact, Priority};
 

@@ -24,7 +24,7 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, Zoned};
 use serde::Deserialize;
 
-use crate::rules::{RuleError, RuleFile};
+use crate::verdict::rules::{RuleError, RuleFile};
 
 /// Reg. 4.6: a ticket is accepted within this much working time of its arrival.
 pub const ACCEPT_WITHIN: SignedDuration = SignedDuration::from_hours(8);

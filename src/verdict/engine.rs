@@ -5,10 +5,10 @@
 //! follow-up, incomplete, accept); the first group that applies decides, and every reason found in
 //! that group is listed.
 
-use crate::attach::{self, Inspection};
-use crate::form::{self, ParsedForm};
-use crate::message::{self, MailFacts};
-use crate::rules::{AutomaticRules, RuleSet};
+use crate::verdict::attach::{self, Inspection};
+use crate::verdict::form::{self, ParsedForm};
+use crate::verdict::message::{self, MailFacts};
+use crate::verdict::rules::{AutomaticRules, RuleSet};
 use crate::verdict::{
     AttachmentInfo, AttachmentKind, Code, Decision, FormFields, Impact, Priority, Reason, Verdict,
 };

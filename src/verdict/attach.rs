@@ -162,7 +162,7 @@ impl AttachmentRules {
     }
 }
 
-const SHIPPED_TOML: &str = include_str!("../rules/attachments.toml");
+const SHIPPED_TOML: &str = include_str!("../../rules/attachments.toml");
 
 /// What [`inspect`] found out about one attachment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1522,7 +1522,7 @@ mod tests {
     #[test]
     fn shipped_rules_load_and_validate() {
         let rules: AttachmentRules =
-            toml::from_str(include_str!("../rules/attachments.toml")).expect("deserializes");
+            toml::from_str(include_str!("../../rules/attachments.toml")).expect("deserializes");
         rules.validate().expect("valid");
         assert_eq!(rules.max_images, 5);
         assert!(rules.image_ext.iter().any(|e| e == "png"));

@@ -19,8 +19,8 @@ use jiff::Timestamp;
 use rusqlite::params;
 use serde::Serialize;
 
-use crate::calendar::Calendar;
-use crate::replay::since_param;
+use crate::desk::calendar::Calendar;
+use crate::desk::replay::since_param;
 use crate::store::{Status, Store};
 use crate::verdict::Decision;
 
@@ -211,10 +211,7 @@ fn duration_ru(minutes: f64) -> String {
 pub fn render(s: &Stats) -> String {
     let mut out = String::new();
     match &s.since {
-        Some(t) => out.push_str(&format!(
-            "Статистика с {}\n\n",
-            crate::tickets::local_time(t)
-        )),
+        Some(t) => out.push_str(&format!("Статистика с {}\n\n", crate::store::local_time(t))),
         None => out.push_str("Статистика за всё время\n\n"),
     }
     out.push_str(&format!("Письма: {}\n  по решению:\n", s.mails_total));

@@ -3,17 +3,8 @@
 
 use serde_json::json;
 
-use crate::store::{Status, Store, TicketRow};
+use crate::store::{local_time, Status, Store, TicketRow};
 use crate::verdict::Priority;
-
-/// A stored RFC 3339 instant as people in Sevastopol read it: "26.11.2026 12:10".
-pub fn local_time(stored: &str) -> String {
-    let Ok(t) = stored.parse::<jiff::Timestamp>() else {
-        return stored.to_string();
-    };
-    let tz = jiff::tz::TimeZone::get("Europe/Simferopol").unwrap_or(jiff::tz::TimeZone::UTC);
-    t.to_zoned(tz).strftime("%d.%m.%Y %H:%M").to_string()
-}
 
 fn priority_ru(p: &str) -> &str {
     Priority::parse(p).map(Priority::russian).unwrap_or(p)
@@ -194,9 +185,10 @@ pub fn attachment(store: &Store, id: i64, name: &str) -> Result<Vec<u8>, String>
         .raw_mail(found.mail_id)
         .map_err(|e| e.to_string())?
         .ok_or("исходное письмо не найдено")?;
-    let msg = crate::message::parse(&raw).ok_or("исходное письмо не читается")?;
+    let msg = crate::verdict::message::parse(&raw).ok_or("исходное письмо не читается")?;
     // The same walk as at intake, so positions match what was recorded.
-    let facts = crate::message::facts(&msg, &crate::message::MimeLimits::default());
+    let facts =
+        crate::verdict::message::facts(&msg, &crate::verdict::message::MimeLimits::default());
     let part = facts
         .parts
         .get(found.position as usize)

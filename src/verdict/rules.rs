@@ -15,9 +15,9 @@ use regex::Regex;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use crate::attach::AttachmentRules;
-use crate::form::{FormRules, RawFormRules};
-use crate::message::MimeLimits;
+use crate::verdict::attach::AttachmentRules;
+use crate::verdict::form::{FormRules, RawFormRules};
+use crate::verdict::message::MimeLimits;
 use crate::verdict::{Impact, Priority};
 
 /// A rule file problem, with where it is.

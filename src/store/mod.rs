@@ -15,8 +15,11 @@ use jiff::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 
-use crate::smtp::OutgoingMail;
+pub mod acceptance;
+pub mod outbox;
+
 use crate::verdict::{Decision, FormFields, Verdict};
+use outbox::OutgoingMail;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -362,6 +365,18 @@ const MIGRATIONS: &[&str] = &[
 pub fn ts(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
+
+/// A stored RFC 3339 instant as people in Sevastopol read it: "26.11.2026 12:10".
+pub fn local_time(stored: &str) -> String {
+    let Ok(t) = stored.parse::<jiff::Timestamp>() else {
+        return stored.to_string();
+    };
+    let tz = jiff::tz::TimeZone::get("Europe/Simferopol").unwrap_or(jiff::tz::TimeZone::UTC);
+    t.to_zoned(tz).strftime("%d.%m.%Y %H:%M").to_string()
+}
+
+/// The name events carry for what mailintake did by itself (not an operator).
+pub const SYSTEM_ACTOR: &str = "mailintake";
 
 fn parse_ts(s: &str) -> Timestamp {
     s.parse().unwrap_or(Timestamp::UNIX_EPOCH)
@@ -1052,19 +1067,20 @@ fn ticket_exists(conn: &Connection, n: i64) -> rusqlite::Result<Option<i64>> {
     .optional()
 }
 
-fn add_event(
+/// One line of a ticket's history; the id of the event row.
+pub fn add_event(
     tx: &Connection,
     ticket: i64,
     now: Timestamp,
     actor: &str,
     kind: &str,
     detail: &str,
-) -> Result<()> {
+) -> rusqlite::Result<i64> {
     tx.execute(
         "INSERT INTO events (ticket_id, at, actor, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![ticket, ts(now), actor, kind, detail],
     )?;
-    Ok(())
+    Ok(tx.last_insert_rowid())
 }
 
 fn add_attachments(tx: &Connection, ticket: i64, mail_id: i64, verdict: &Verdict) -> Result<()> {
@@ -1166,7 +1182,7 @@ fn add_followup(
     )?;
     // An operator's question answered (reg. 4.8): back to «Рассматривается». Before the
     // completion rule, which is for tickets mailintake put in «Обратная связь».
-    if crate::workflow::feedback_answered(tx, t, mail_id, now)? {
+    if acceptance::feedback_answered(tx, t, mail_id, now)? {
         return Ok(false);
     }
     if status == Status::Feedback && form_complete(&merged) {
@@ -1301,7 +1317,7 @@ fn queue_reply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smtp::AutoSubmitted;
+    use crate::store::outbox::AutoSubmitted;
     use crate::verdict::{Decision, Priority};
 
     fn verdict(decision: Decision, sender: &str) -> Verdict {

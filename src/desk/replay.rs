@@ -17,9 +17,9 @@ use jiff::Timestamp;
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
-use crate::engine;
-use crate::rules::RuleSet;
 use crate::store::Store;
+use crate::verdict::engine;
+use crate::verdict::rules::RuleSet;
 use crate::verdict::{Decision, Verdict};
 
 /// A progress bar is drawn only for replays longer than this.
@@ -219,7 +219,7 @@ pub fn render(report: &ReplayReport) -> String {
         out.push_str(&format!(
             "#{} {} {} → {}  {}  {}\n",
             c.mail_id,
-            crate::tickets::local_time(&c.at),
+            crate::store::local_time(&c.at),
             with_codes(&c.old, &c.old_reasons),
             with_codes(&c.new, &c.new_reasons),
             if c.sender.is_empty() {

@@ -77,7 +77,7 @@ use crate::verdict::{Applicant, FormFields};
 pub const DEFAULT_CITY_CODE: &str = "8692";
 
 /// The rules shipped with the program (`rules/form.toml`).
-pub const DEFAULT_RULES_TOML: &str = include_str!("../rules/form.toml");
+pub const DEFAULT_RULES_TOML: &str = include_str!("../../rules/form.toml");
 
 /// A line this long (in characters) may have been wrapped by the sender's mail client.
 const WRAP_MIN_CHARS: usize = 55;

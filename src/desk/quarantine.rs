@@ -12,11 +12,11 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::replay::{one_line, rejudge};
-use crate::rules::RuleSet;
-use crate::smtp::OutgoingMail;
+use crate::desk::replay::{one_line, rejudge};
+use crate::store::local_time;
+use crate::store::outbox::OutgoingMail;
 use crate::store::{Outcome, ReleaseInto, ReleaseNote, ReplyRequest, Status, Store};
-use crate::tickets::local_time;
+use crate::verdict::rules::RuleSet;
 use crate::verdict::{Code, Decision, FormFields, Reason, Verdict};
 
 /// Ledger outcomes that are "in quarantine".

@@ -28,7 +28,8 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::smtp::{header_text, truncate_chars, AutoSubmitted, MAX_SUBJECT_CHARS};
+use crate::mail::smtp::{header_text, truncate_chars, MAX_SUBJECT_CHARS};
+use crate::store::outbox::AutoSubmitted;
 
 /// What a mail is about; each kind has its own template file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -657,7 +658,7 @@ mod tests {
     /// labels) it fills nothing, filled after the colons it is complete.
     #[test]
     fn the_blank_form_is_read_by_the_form_parser() {
-        use crate::form::{missing_required, parse_form, FormRules};
+        use crate::verdict::form::{missing_required, parse_form, FormRules};
         let toml = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/form.toml");
         let rules = FormRules::from_toml(&std::fs::read_to_string(toml).unwrap()).unwrap();
         let form = templates().form;

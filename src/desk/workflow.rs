@@ -24,7 +24,7 @@
 //! - `→ assigned` and `→ in_progress` make the operator the assignee when there is none.
 //!   `assigned → new` clears the assignee.
 //! - `→ feedback` records `feedback_by = actor` (an operator's question: the applicant's answer
-//!   moves the ticket back to `in_progress` through [`feedback_answered`], called by the store's
+//!   moves the ticket back to `in_progress` through [`crate::store::acceptance::feedback_answered`], called by the store's
 //!   follow-up path); leaving `feedback` clears it.
 //!
 //! # Deadline (reg. 4.6)
@@ -53,14 +53,12 @@ use std::fmt;
 use jiff::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use crate::replies::{ReplyContext, ReplyKind, Templates};
-use crate::rules::PriorityRules;
-use crate::smtp::OutgoingMail;
-use crate::store::{Status, Store, StoreError, TicketRow};
+use crate::mail::replies::{ReplyContext, ReplyKind, Templates};
+use crate::store::acceptance::{mark_accepted, status_change};
+use crate::store::outbox::OutgoingMail;
+use crate::store::{add_event, ts, Status, Store, StoreError, TicketRow, SYSTEM_ACTOR};
+use crate::verdict::rules::PriorityRules;
 use crate::verdict::{Impact, Priority};
-
-/// The name `mailintake` writes its own events and `feedback_by` with.
-pub const SYSTEM_ACTOR: &str = "mailintake";
 
 /// The longest operator or assignee name accepted.
 pub const MAX_NAME_CHARS: usize = 100;
@@ -278,10 +276,10 @@ pub fn check_transition(id: i64, from: Status, to: Status) -> std::result::Resul
 /// A status as an operator types it: the code (`in_progress`) or the Russian name
 /// («Рассматривается»), any case.
 pub fn parse_status(s: &str) -> std::result::Result<Status, String> {
-    let k = crate::rules::name_key(s).replace('-', "_");
+    let k = crate::verdict::rules::name_key(s).replace('-', "_");
     Status::ALL
         .into_iter()
-        .find(|st| st.as_str() == k || crate::rules::name_key(st.russian()) == k)
+        .find(|st| st.as_str() == k || crate::verdict::rules::name_key(st.russian()) == k)
         .ok_or_else(|| {
             format!(
                 "«{}» — не статус. Статусы (п. 4.8): {}.",
@@ -297,7 +295,7 @@ pub fn parse_status(s: &str) -> std::result::Result<Status, String> {
 
 /// A priority: the code (`high`), the Russian name, or its number 1–4 (reg. 4.10).
 pub fn parse_priority(rules: &PriorityRules, s: &str) -> std::result::Result<Priority, String> {
-    Priority::parse(&crate::rules::name_key(s))
+    Priority::parse(&crate::verdict::rules::name_key(s))
         .or_else(|| rules.priority_by_name(s))
         .ok_or_else(|| {
             format!(
@@ -314,7 +312,7 @@ pub fn parse_priority(rules: &PriorityRules, s: &str) -> std::result::Result<Pri
 
 /// An impact: the code (`minor`) or the Russian name (reg. 4.9).
 pub fn parse_impact(rules: &PriorityRules, s: &str) -> std::result::Result<Impact, String> {
-    Impact::parse(&crate::rules::name_key(s))
+    Impact::parse(&crate::verdict::rules::name_key(s))
         .or_else(|| rules.impact_by_name(s))
         .ok_or_else(|| {
             format!(
@@ -593,10 +591,6 @@ fn sentence(mut s: String) -> String {
     s
 }
 
-fn status_change(from: Status, to: Status) -> String {
-    format!("статус: «{}» → «{}»", from.russian(), to.russian())
-}
-
 fn with_tx<T>(store: &mut Store, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
     // IMMEDIATE: the ticket is read and written under one write lock, so a concurrent daemon
     // (a follow-up on the same ticket) cannot change it in between.
@@ -657,25 +651,6 @@ fn clean_comment(c: Option<&str>) -> Result<Option<String>> {
     Ok(Some(c.to_string()))
 }
 
-fn ts(t: Timestamp) -> String {
-    crate::store::ts(t)
-}
-
-fn add_event(
-    tx: &Connection,
-    ticket: i64,
-    now: Timestamp,
-    actor: &str,
-    kind: &str,
-    detail: &str,
-) -> rusqlite::Result<i64> {
-    tx.execute(
-        "INSERT INTO events (ticket_id, at, actor, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![ticket, ts(now), actor, kind, detail],
-    )?;
-    Ok(tx.last_insert_rowid())
-}
-
 fn load_ticket(tx: &Connection, id: i64) -> Result<TicketRow> {
     tx.query_row(
         &format!(
@@ -704,90 +679,6 @@ fn accept_if_first(
         return Ok(None);
     }
     Ok(mark_accepted(tx, before.id, actor, now)?)
-}
-
-/// Sets `accepted_at = now` unless it is set already, with an `accepted` event saying whether
-/// `accept_due` was met. The detail when it was set now; `None` when it was set before.
-pub fn mark_accepted(
-    conn: &Connection,
-    ticket: i64,
-    actor: &str,
-    now: Timestamp,
-) -> rusqlite::Result<Option<String>> {
-    let changed = conn.execute(
-        "UPDATE tickets SET accepted_at = ?2 WHERE id = ?1 AND accepted_at IS NULL",
-        params![ticket, ts(now)],
-    )?;
-    if changed == 0 {
-        return Ok(None);
-    }
-    let due: Option<String> = conn.query_row(
-        "SELECT accept_due FROM tickets WHERE id = ?1",
-        params![ticket],
-        |r| r.get(0),
-    )?;
-    let due = due
-        .as_deref()
-        .and_then(|d| d.parse::<Timestamp>().ok().map(|t| (d, t)));
-    let detail = match due {
-        Some((d, due)) if now <= due => format!(
-            "принята в работу (п. 4.6) в срок, до {}",
-            crate::tickets::local_time(d)
-        ),
-        Some((d, _)) => format!(
-            "принята в работу (п. 4.6) с нарушением срока: срок был до {}",
-            crate::tickets::local_time(d)
-        ),
-        None => "принята в работу (п. 4.6)".to_string(),
-    };
-    add_event(conn, ticket, now, actor, "accepted", &detail)?;
-    Ok(Some(detail))
-}
-
-/// For the store's follow-up path, inside its transaction, after the follow-up is recorded and
-/// BEFORE the form-completion rule: when ticket `ticket` is in «Обратная связь» because an
-/// operator asked a question (`feedback_by` is a person, not `mailintake`), the applicant's
-/// answer (mail `mail_id`) moves it back to «Рассматривается» (reg. 4.8), clears `feedback_by`,
-/// records a `status` event by `mailintake`, and marks the ticket accepted if it was not
-/// (reg. 4.6: it left `feedback` for `in_progress`). Returns whether it did.
-/// A ticket in «Обратная связь» for an incomplete form (`feedback_by = 'mailintake'`) is left to
-/// the completion rule.
-pub fn feedback_answered(
-    conn: &Connection,
-    ticket: i64,
-    mail_id: i64,
-    now: Timestamp,
-) -> rusqlite::Result<bool> {
-    let row: Option<(String, Option<String>)> = conn
-        .query_row(
-            "SELECT status, feedback_by FROM tickets WHERE id = ?1",
-            params![ticket],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let Some((status, by)) = row else {
-        return Ok(false);
-    };
-    let Some(by) = by.filter(|b| status == Status::Feedback.as_str() && b != SYSTEM_ACTOR) else {
-        return Ok(false);
-    };
-    conn.execute(
-        "UPDATE tickets SET status = 'in_progress', feedback_by = NULL, updated_at = ?2 WHERE id = ?1",
-        params![ticket, ts(now)],
-    )?;
-    add_event(
-        conn,
-        ticket,
-        now,
-        SYSTEM_ACTOR,
-        "status",
-        &format!(
-            "{}: получен ответ заявителя (письмо #{mail_id}) на вопрос специалиста {by}",
-            status_change(Status::Feedback, Status::InProgress)
-        ),
-    )?;
-    mark_accepted(conn, ticket, SYSTEM_ACTOR, now)?;
-    Ok(true)
 }
 
 /// The applicant's last incoming Message-ID on the ticket, and the thread's ids for

@@ -5,6 +5,12 @@
 //! reply from them. Field names and code strings are part of the public contract; change them only
 //! together with the README and the fixtures.
 
+pub mod attach;
+pub mod engine;
+pub mod form;
+pub mod message;
+pub mod rules;
+
 use serde::{Deserialize, Serialize};
 
 /// What happens to a mail, in the order the engine checks the groups.

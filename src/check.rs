@@ -7,6 +7,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::mail::auth::Authenticator;
+use crate::verdict::auth::{AuthPolicy, SenderAuth};
 use crate::verdict::engine;
 use crate::verdict::rules::RuleSet;
 use crate::verdict::Verdict;
@@ -72,6 +74,9 @@ pub fn pretty(file: &str, v: &Verdict) -> String {
     if let Some(i) = v.impact {
         s.push_str(&format!(", влияние: {}", i.russian()));
     }
+    if let Some(a) = &v.auth {
+        s.push_str(&format!("\n  подлинность: {}", a.summary()));
+    }
     for r in &v.reasons {
         s.push_str(&format!("\n  ✗ {}: {}", r.code.as_str(), r.detail));
     }
@@ -99,6 +104,19 @@ pub fn pretty(file: &str, v: &Verdict) -> String {
 
 /// Run `check` over the files; returns false when some file could not be read.
 pub fn run(files: &[PathBuf], given_as: &[String], rules: &RuleSet, pretty_out: bool) -> bool {
+    run_with_auth(files, given_as, rules, pretty_out, None)
+}
+
+/// `check` with sender authentication (`--trust-header` or `--dns-file`): each mail's result
+/// is computed first and judged with the policy, as the daemon does (no waiting for DNS here:
+/// a `temperror` is judged as it is).
+pub fn run_with_auth(
+    files: &[PathBuf],
+    given_as: &[String],
+    rules: &RuleSet,
+    pretty_out: bool,
+    auth: Option<(&Authenticator, AuthPolicy)>,
+) -> bool {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut ok = true;
@@ -112,7 +130,11 @@ pub fn run(files: &[PathBuf], given_as: &[String], rules: &RuleSet, pretty_out: 
                 continue;
             }
         };
-        let verdict = engine::evaluate(&raw, rules);
+        let input = auth.and_then(|(a, policy)| {
+            a.authenticate(&raw, false)
+                .map(|result| SenderAuth { result, policy })
+        });
+        let verdict = engine::evaluate_authenticated(&raw, rules, true, input.as_ref());
         let line = if pretty_out {
             pretty(shown, &verdict)
         } else {

@@ -23,6 +23,118 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub digest: DigestConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+/// `[auth]`: sender authenticity (issue 9). Off by default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    #[serde(default)]
+    pub mode: crate::verdict::auth::AuthMode,
+    /// The authserv-id our MTA writes in `Authentication-Results` (usually its host name).
+    #[serde(default)]
+    pub authserv_id: Option<String>,
+    /// The `by` host of our MTA's `Received` line; default: `authserv_id`.
+    #[serde(default)]
+    pub mta_hostname: Option<String>,
+    /// "system" (resolv.conf), an IP address, or IP:PORT.
+    #[serde(default = "d_resolver")]
+    pub resolver: String,
+    /// One DNS query.
+    #[serde(default = "d_auth_timeout")]
+    pub timeout_seconds: u64,
+    /// A mail whose check hit a DNS failure stays in the inbox and is judged again on the next
+    /// passes; after this long (from its arrival) it is judged with `temperror` and `on_fail`.
+    #[serde(default = "d_max_wait")]
+    pub max_wait_minutes: u64,
+    #[serde(default)]
+    pub on_fail: crate::verdict::auth::OnFail,
+    #[serde(default)]
+    pub require: crate::verdict::auth::Require,
+    /// DNS answers from a file instead of a resolver (a closed network; tests).
+    #[serde(default)]
+    pub dns_file: Option<PathBuf>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            mode: Default::default(),
+            authserv_id: None,
+            mta_hostname: None,
+            resolver: d_resolver(),
+            timeout_seconds: d_auth_timeout(),
+            max_wait_minutes: d_max_wait(),
+            on_fail: Default::default(),
+            require: Default::default(),
+            dns_file: None,
+        }
+    }
+}
+
+impl AuthConfig {
+    /// The policy the engine judges by.
+    pub fn policy(&self) -> crate::verdict::auth::AuthPolicy {
+        crate::verdict::auth::AuthPolicy {
+            require: self.require,
+            on_fail: self.on_fail,
+        }
+    }
+
+    /// The settings of the authenticator; reads `dns_file`. Problems are `(key, message)`.
+    pub fn settings(&self) -> Result<crate::mail::auth::AuthSettings, (&'static str, String)> {
+        use crate::mail::auth::{AuthSettings, ResolverAddr, Zone};
+        use crate::verdict::auth::AuthMode;
+        let id = self
+            .authserv_id
+            .as_deref()
+            .map(str::trim)
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if self.mode != AuthMode::Off {
+            if id.is_empty() {
+                return Err((
+                    "auth.authserv_id",
+                    "is required with mode \"trust-header\" or \"verify\": the host name our MTA writes in Authentication-Results and Received (e.g. \"mx.sevmiac.ru\")".into(),
+                ));
+            }
+            if id.contains(|c: char| c.is_whitespace() || c == ';' || c == '@') {
+                return Err(("auth.authserv_id", format!("`{id}` is not a host name")));
+            }
+        }
+        let resolver = ResolverAddr::parse(&self.resolver).map_err(|e| ("auth.resolver", e))?;
+        if self.timeout_seconds == 0 || self.timeout_seconds > 60 {
+            return Err(("auth.timeout_seconds", "must be between 1 and 60".into()));
+        }
+        let zone = match &self.dns_file {
+            Some(p) => Some(Zone::load(p).map_err(|e| ("auth.dns_file", e))?),
+            None => None,
+        };
+        Ok(AuthSettings {
+            mode: self.mode,
+            mta_host: self
+                .mta_hostname
+                .as_deref()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .unwrap_or_else(|| id.clone()),
+            authserv_id: id,
+            resolver,
+            timeout: Duration::from_secs(self.timeout_seconds),
+            zone,
+        })
+    }
+}
+
+fn d_resolver() -> String {
+    "system".into()
+}
+fn d_auth_timeout() -> u64 {
+    5
+}
+fn d_max_wait() -> u64 {
+    60
 }
 
 /// Digests for 1st-line operators.
@@ -309,6 +421,14 @@ impl Config {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
+        }
+        if let Some(p) = cfg.auth.dns_file.as_mut() {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        if let Err((key, msg)) = cfg.auth.settings() {
+            return Err(file.error(key, msg).to_string());
         }
         for (sec, host) in [
             (

@@ -60,6 +60,8 @@ pub struct Daemon {
     pub cfg: Config,
     pub loaded: Arc<RwLock<Loaded>>,
     pub outbox_ready: Arc<Notify>,
+    /// Sender authenticity (`[auth]`, issue 9).
+    auth: crate::mail::auth::IntakeAuth,
     /// When the last complete intake pass started: a reply left `sending` by a crash is sent
     /// again only after a whole pass that started `confirm_seconds` after the attempt found no
     /// copy of it.
@@ -172,10 +174,16 @@ fn folder_for(cfg: &Config, aside: Aside) -> &str {
 impl Daemon {
     pub fn new(cfg: Config) -> Result<Daemon, String> {
         let loaded = Loaded::load(&cfg.rules.dir)?;
+        let auth = crate::mail::auth::IntakeAuth::new(
+            cfg.auth.settings().map_err(|(k, e)| format!("{k}: {e}"))?,
+            cfg.auth.policy(),
+            Duration::from_secs(cfg.auth.max_wait_minutes.saturating_mul(60)),
+        )?;
         Ok(Daemon {
             cfg,
             loaded: Arc::new(RwLock::new(loaded)),
             outbox_ready: Arc::new(Notify::new()),
+            auth,
             last_pass: std::sync::Mutex::new(None),
         })
     }
@@ -398,21 +406,36 @@ impl Daemon {
             hasher.update(format!("\nsize={size}").as_bytes());
         }
         let sha = hex::encode(hasher.finalize());
+        // Sender authenticity (issue 9), before judging: a DNS failure leaves the mail in the
+        // inbox for the next pass, until `auth.max_wait` has passed since it arrived.
+        let auth = match self
+            .auth
+            .step(&raw, headers_only, arrived_at, Timestamp::now())
+        {
+            crate::mail::auth::AuthStep::Judge(a) => a,
+            crate::mail::auth::AuthStep::Later => {
+                tracing::info!(
+                    uid,
+                    "sender check hit a DNS failure; the mail waits for the next pass"
+                );
+                return None;
+            }
+        };
         let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
         let rules = &loaded.rules;
         // The engine never panics on input (fuzzed, see fuzz/); should a bug make it, this mail
         // is logged and left in the inbox while the daemon goes on with the others.
         let judged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut verdict = if headers_only {
-                engine::evaluate_oversized(&raw, size, rules)
+                engine::evaluate_oversized_authenticated(&raw, size, rules, auth.as_ref())
             } else {
-                engine::evaluate(&raw, rules)
+                engine::evaluate_authenticated(&raw, rules, true, auth.as_ref())
             };
             // A tag naming no ticket of ours: judge the mail as new (reg. 4.2 applies only to ours).
             if let Some(n) = verdict.followup_of {
                 if !store.ticket_exists(n as i64).unwrap_or(false) {
                     if verdict.decision == Decision::Followup {
-                        verdict = engine::evaluate_with(&raw, rules, false);
+                        verdict = engine::evaluate_authenticated(&raw, rules, false, auth.as_ref());
                     } else {
                         verdict.followup_of = None;
                     }

@@ -45,6 +45,21 @@ enum Command {
         /// Print throughput and latency figures instead of verdicts (judging every file N times).
         #[arg(long, value_name = "ROUNDS")]
         bench: Option<usize>,
+        /// Sender authenticity from our MTA's Authentication-Results (needs --authserv-id).
+        #[arg(long, conflicts_with = "dns_file")]
+        trust_header: bool,
+        /// Verify DKIM, SPF and DMARC offline, with the DNS answers of FILE (needs --authserv-id).
+        #[arg(long, value_name = "FILE")]
+        dns_file: Option<PathBuf>,
+        /// Our MTA's authserv-id and the `by` host of its Received line.
+        #[arg(long, value_name = "HOST")]
+        authserv_id: Option<String>,
+        /// What counts as authenticated: dmarc or dkim-or-spf.
+        #[arg(long, default_value = "dmarc")]
+        require: String,
+        /// What an unauthenticated sender gets: filter, quarantine or incomplete.
+        #[arg(long, default_value = "filter")]
+        on_fail: String,
         /// .eml files or folders of them.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -213,12 +228,57 @@ enum RulesAction {
     Check {
         #[arg(long, default_value = "rules")]
         rules: PathBuf,
+        /// Also validate the daemon's config file (its [auth] section included).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("mailintake: {msg}");
     ExitCode::from(2)
+}
+
+/// The authenticator of `check --trust-header` / `--dns-file`, as the `[auth]` section would
+/// make it (same validation, same messages).
+fn check_auth(
+    trust_header: bool,
+    dns_file: Option<PathBuf>,
+    authserv_id: Option<String>,
+    require: &str,
+    on_fail: &str,
+) -> Result<
+    Option<(
+        mailintake::mail::auth::Authenticator,
+        mailintake::verdict::auth::AuthPolicy,
+    )>,
+    String,
+> {
+    use mailintake::verdict::auth::AuthMode;
+    let mode = if trust_header {
+        AuthMode::TrustHeader
+    } else if dns_file.is_some() {
+        AuthMode::Verify
+    } else {
+        return Ok(None);
+    };
+    let value = |s: &str| serde_json::Value::String(s.to_string());
+    let auth = mailintake::config::AuthConfig {
+        mode,
+        authserv_id,
+        dns_file,
+        require: serde_json::from_value(value(require))
+            .map_err(|_| format!("--require: `{require}`: expected dmarc or dkim-or-spf"))?,
+        on_fail: serde_json::from_value(value(on_fail)).map_err(|_| {
+            format!("--on-fail: `{on_fail}`: expected filter, quarantine or incomplete")
+        })?,
+        ..Default::default()
+    };
+    let settings = auth
+        .settings()
+        .map_err(|(k, e)| format!("{}: {e}", k.replace("auth.", "--").replace('_', "-")))?;
+    let a = mailintake::mail::auth::Authenticator::new(settings)?;
+    Ok(Some((a, auth.policy())))
 }
 
 fn load_config(path: &std::path::Path) -> Result<Config, String> {
@@ -667,8 +727,17 @@ fn main() -> ExitCode {
             rules,
             pretty,
             bench,
+            trust_header,
+            dns_file,
+            authserv_id,
+            require,
+            on_fail,
             paths,
         } => {
+            let auth = match check_auth(trust_header, dns_file, authserv_id, &require, &on_fail) {
+                Ok(a) => a,
+                Err(e) => return fail(e),
+            };
             let rules = match RuleSet::load(&rules) {
                 Ok(r) => r,
                 Err(e) => {
@@ -696,17 +765,26 @@ fn main() -> ExitCode {
                 };
             }
             let shown: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
-            if check::run(&files, &shown, &rules, pretty) {
+            let auth = auth.as_ref().map(|(a, p)| (a, *p));
+            if check::run_with_auth(&files, &shown, &rules, pretty, auth) {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(2)
             }
         }
         Command::Rules {
-            action: RulesAction::Check { rules },
-        } => match mailintake::daemon::check_rules_dir(&rules) {
+            action: RulesAction::Check { rules, config },
+        } => match mailintake::daemon::check_rules_dir(&rules).and_then(|l| {
+            match config.as_deref().map(Config::load) {
+                Some(Err(e)) => Err(vec![e]),
+                _ => Ok(l),
+            }
+        }) {
             Ok(_) => {
                 println!("rules in {} are valid", rules.display());
+                if let Some(c) = &config {
+                    println!("config {} is valid", c.display());
+                }
                 ExitCode::SUCCESS
             }
             Err(errors) => {

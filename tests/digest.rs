@@ -85,6 +85,7 @@ fn verdict(decision: Decision, subject: &str) -> Verdict {
             inline: false,
             entries: vec![],
         }],
+        auth: None,
     }
 }
 

@@ -65,6 +65,7 @@ impl Desk {
             impact: None,
             fields: FormFields::default(),
             attachments: vec![],
+            auth: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The mail edges: the mailbox read over IMAP, mail sent over SMTP, and the texts of our replies.
 //! Nothing here decides about a mail or writes the store.
 
+pub mod auth;
 pub mod imap;
 pub mod replies;
 pub mod smtp;

@@ -1334,6 +1334,7 @@ mod tests {
             impact: None,
             fields: FormFields::default(),
             attachments: vec![],
+            auth: None,
         }
     }
 

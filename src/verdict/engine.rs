@@ -6,6 +6,7 @@
 //! that group is listed.
 
 use crate::verdict::attach::{self, Inspection};
+use crate::verdict::auth::{self as sender_auth, OnFail, SenderAuth};
 use crate::verdict::form::{self, ParsedForm};
 use crate::verdict::message::{self, MailFacts};
 use crate::verdict::rules::{AutomaticRules, RuleSet};
@@ -21,27 +22,56 @@ pub fn evaluate(raw: &[u8], rules: &RuleSet) -> Verdict {
 /// Judge one mail; with `followups` false a ticket tag is not looked at (the daemon uses this
 /// when the tag names no ticket of ours, so the mail is judged as a new request).
 pub fn evaluate_with(raw: &[u8], rules: &RuleSet, followups: bool) -> Verdict {
+    evaluate_authenticated(raw, rules, followups, None)
+}
+
+/// Judge one mail together with its sender authentication (issue 9): `auth` is the result the
+/// caller obtained (from our MTA's header or by verifying) and the desk's policy; `None` when
+/// `auth.mode` is off. A sender that is not authenticated is `sender_unauthenticated`, checked
+/// right after the domain rule (reg. 3.3), before anything else could cause a reply.
+pub fn evaluate_authenticated(
+    raw: &[u8],
+    rules: &RuleSet,
+    followups: bool,
+    auth: Option<&SenderAuth>,
+) -> Verdict {
     if raw.len() as u64 > rules.max_mail_bytes {
-        return evaluate_oversized(raw, raw.len() as u64, rules);
+        return evaluate_oversized_authenticated(raw, raw.len() as u64, rules, auth);
     }
     let Some(msg) = message::parse(raw) else {
-        return unreadable();
+        let mut v = unreadable();
+        v.auth = auth.map(|a| a.result.clone());
+        return v;
     };
     let facts = message::facts(&msg, &rules.mime);
-    judge(&facts, rules, followups)
+    judge(&facts, rules, followups, auth)
 }
 
 /// Judge a mail too large to download, from its header block and its size alone: it is refused
 /// as `too_large` unless the sender or automatic-mail rules decide first.
 pub fn evaluate_oversized(headers: &[u8], size: u64, rules: &RuleSet) -> Verdict {
+    evaluate_oversized_authenticated(headers, size, rules, None)
+}
+
+/// [`evaluate_oversized`] with the sender authentication, as [`evaluate_authenticated`].
+pub fn evaluate_oversized_authenticated(
+    headers: &[u8],
+    size: u64,
+    rules: &RuleSet,
+    auth: Option<&SenderAuth>,
+) -> Verdict {
     let Some(msg) = mail_parser::MessageParser::default().parse_headers(headers) else {
-        return unreadable();
+        let mut v = unreadable();
+        v.auth = auth.map(|a| a.result.clone());
+        return v;
     };
     let mut facts = message::facts(&msg, &rules.mime);
     facts.body.clear();
     facts.parts.clear();
     let mut v = base_verdict(&facts, rules);
-    if let Some(v) = filter_or_ignore(&facts, rules, &mut v) {
+    // With on_fail = incomplete an unauthenticated oversized mail is still refused as too large.
+    let mut unauthenticated = None;
+    if let Some(v) = filter_or_ignore(&facts, rules, auth, &mut v, &mut unauthenticated) {
         return v;
     }
     v.decision = Decision::Reject;
@@ -74,6 +104,7 @@ fn unreadable() -> Verdict {
         impact: None,
         fields: FormFields::default(),
         attachments: Vec::new(),
+        auth: None,
     }
 }
 
@@ -91,11 +122,21 @@ fn base_verdict(facts: &MailFacts<'_>, rules: &RuleSet) -> Verdict {
         impact: None,
         fields: FormFields::default(),
         attachments: Vec::new(),
+        auth: None,
     }
 }
 
-/// The first two groups: sender domain (filter), then automatic mail (ignore).
-fn filter_or_ignore(facts: &MailFacts<'_>, rules: &RuleSet, v: &mut Verdict) -> Option<Verdict> {
+/// The first two groups: sender domain and sender authenticity (filter), then automatic mail
+/// (ignore). With `auth.on_fail = "incomplete"` an unauthenticated sender is not filtered: its
+/// reason is left in `unauthenticated` for the incomplete group.
+fn filter_or_ignore(
+    facts: &MailFacts<'_>,
+    rules: &RuleSet,
+    auth: Option<&SenderAuth>,
+    v: &mut Verdict,
+    unauthenticated: &mut Option<crate::verdict::Reason>,
+) -> Option<Verdict> {
+    v.auth = auth.map(|a| a.result.clone());
     match &facts.from {
         None => {
             v.decision = Decision::Filter;
@@ -115,7 +156,22 @@ fn filter_or_ignore(facts: &MailFacts<'_>, rules: &RuleSet, v: &mut Verdict) -> 
             ));
             return Some(v.clone());
         }
-        Some(_) => {}
+        Some(addr) => {
+            if let Some(a) = auth {
+                if let Some(reason) = sender_auth::judge(addr, &a.result, &a.policy) {
+                    if let Some(r) = v.auth.as_mut() {
+                        r.on_fail = Some(a.policy.on_fail);
+                    }
+                    if a.policy.on_fail == OnFail::Incomplete {
+                        *unauthenticated = Some(reason);
+                    } else {
+                        v.decision = Decision::Filter;
+                        v.reasons.push(reason);
+                        return Some(v.clone());
+                    }
+                }
+            }
+        }
     }
     let automatic = automatic_reasons(facts, &rules.automatic);
     if !automatic.is_empty() {
@@ -126,9 +182,15 @@ fn filter_or_ignore(facts: &MailFacts<'_>, rules: &RuleSet, v: &mut Verdict) -> 
     None
 }
 
-fn judge(facts: &MailFacts<'_>, rules: &RuleSet, followups: bool) -> Verdict {
+fn judge(
+    facts: &MailFacts<'_>,
+    rules: &RuleSet,
+    followups: bool,
+    auth: Option<&SenderAuth>,
+) -> Verdict {
     let mut v = base_verdict(facts, rules);
-    if let Some(v) = filter_or_ignore(facts, rules, &mut v) {
+    let mut unauthenticated = None;
+    if let Some(v) = filter_or_ignore(facts, rules, auth, &mut v, &mut unauthenticated) {
         return v;
     }
 
@@ -171,7 +233,8 @@ fn judge(facts: &MailFacts<'_>, rules: &RuleSet, followups: bool) -> Verdict {
                 .iter()
                 .find_map(|id| rules.followup.ticket_in_message_id(id))
         })
-        .filter(|&n| followups && n > 0);
+        // An unauthenticated mail never joins a ticket: it could complete someone else's request.
+        .filter(|&n| followups && n > 0 && unauthenticated.is_none());
     v.followup_of = followup_of;
 
     let mut findings: Vec<Reason> = inspections
@@ -273,6 +336,7 @@ fn judge(facts: &MailFacts<'_>, rules: &RuleSet, followups: bool) -> Verdict {
 
     // Group 5: incomplete.
     let mut incomplete = Vec::new();
+    incomplete.extend(unauthenticated);
     if facts.subject.trim().is_empty() {
         incomplete.push(Reason::new(
             Code::SubjectMissing,

@@ -6,6 +6,7 @@
 //! together with the README and the fixtures.
 
 pub mod attach;
+pub mod auth;
 pub mod engine;
 pub mod form;
 pub mod message;
@@ -62,6 +63,9 @@ impl Decision {
 pub enum Code {
     // filter
     SenderDomain,
+    /// DKIM/SPF/DMARC did not confirm the From address (issue 9); filter group, or incomplete
+    /// with `auth.on_fail = "incomplete"`.
+    SenderUnauthenticated,
     // ignore
     Automatic,
     // reject
@@ -86,6 +90,7 @@ impl Code {
     pub fn as_str(self) -> &'static str {
         match self {
             Code::SenderDomain => "sender_domain",
+            Code::SenderUnauthenticated => "sender_unauthenticated",
             Code::Automatic => "automatic",
             Code::TooLarge => "too_large",
             Code::AttachmentDangerous => "attachment_dangerous",
@@ -105,7 +110,7 @@ impl Code {
     /// The decision group a reason code belongs to (warnings-only codes belong to none).
     pub fn group(self) -> Option<Decision> {
         match self {
-            Code::SenderDomain => Some(Decision::Filter),
+            Code::SenderDomain | Code::SenderUnauthenticated => Some(Decision::Filter),
             Code::Automatic => Some(Decision::Ignore),
             Code::TooLarge | Code::AttachmentDangerous | Code::SupplementOnly => {
                 Some(Decision::Reject)
@@ -394,6 +399,10 @@ pub struct Verdict {
     pub impact: Option<Impact>,
     pub fields: FormFields,
     pub attachments: Vec<AttachmentInfo>,
+    /// Sender authenticity (DKIM, SPF, DMARC); `null` when `auth.mode` is off. Verdicts stored
+    /// before issue 9 have none.
+    #[serde(default)]
+    pub auth: Option<auth::AuthResult>,
 }
 
 impl Verdict {

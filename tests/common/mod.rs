@@ -3,6 +3,8 @@
 //! the real binary.
 #![allow(dead_code)]
 
+pub mod dkim;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

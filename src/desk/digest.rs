@@ -317,6 +317,19 @@ struct Model<'a> {
     feedback: Vec<Waiting>,
     deadlines: Vec<Deadline>,
     refused: Vec<RefusedGroup>,
+    /// Mail whose sender was not authenticated (issue 9), oldest first.
+    unauthenticated: Vec<Unauthenticated>,
+}
+
+/// A mail with `sender_unauthenticated`: who it claims to be from and what the checks said.
+struct Unauthenticated {
+    mail_id: i64,
+    sender: String,
+    subject: String,
+    checks: String,
+    /// `auth.on_fail = "quarantine"`: an operator should look at it.
+    held: bool,
+    ticket: Option<i64>,
 }
 
 /// A new ticket: label/value rows, values already masked and scrubbed.
@@ -397,7 +410,11 @@ impl<'a> Model<'a> {
                     continue;
                 };
                 let atts = store.attachments(id).map_err(|e| e.to_string())?;
-                new.push(new_ticket(cal, &t, &atts, mask));
+                let mut shown = new_ticket(cal, &t, &atts, mask);
+                if let Some(a) = crate::desk::tickets::sender_auth(store, id) {
+                    shown.rows.push(("Подлинность отправителя", a.summary()));
+                }
+                new.push(shown);
             }
         }
 
@@ -539,6 +556,49 @@ impl<'a> Model<'a> {
             })
             .collect();
 
+        let mut unauthenticated = Vec::new();
+        {
+            let mut st = conn
+                .prepare(
+                    "SELECT id, sender, subject, processed_at, json_extract(verdict, '$.auth'), ticket_id
+                     FROM mails
+                     WHERE instr(',' || reasons || ',', ',sender_unauthenticated,') > 0
+                       AND (?1 IS NULL OR substr(processed_at, 1, 19) >= substr(?1, 1, 19))
+                     ORDER BY id",
+                )
+                .map_err(db)?;
+            let rows = st
+                .query_map(params![since_text], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                        r.get::<_, Option<i64>>(5)?,
+                    ))
+                })
+                .map_err(db)?;
+            for row in rows {
+                let (mail_id, sender, subject, at, auth, ticket) = row.map_err(db)?;
+                if !in_window(&at) {
+                    continue;
+                }
+                let auth: Option<crate::verdict::auth::AuthResult> =
+                    auth.and_then(|a| serde_json::from_str(&a).ok());
+                unauthenticated.push(Unauthenticated {
+                    mail_id,
+                    sender,
+                    subject,
+                    checks: auth.as_ref().map(|a| a.summary()).unwrap_or_default(),
+                    held: auth.is_some_and(|a| {
+                        a.on_fail == Some(crate::verdict::auth::OnFail::Quarantine)
+                    }),
+                    ticket,
+                });
+            }
+        }
+
         Ok(Model {
             cal,
             since,
@@ -549,6 +609,7 @@ impl<'a> Model<'a> {
             feedback,
             deadlines,
             refused,
+            unauthenticated,
         })
     }
 
@@ -735,6 +796,21 @@ const TITLE_NEW: &str = "Новые заявки";
 const TITLE_FEEDBACK: &str = "Ожидают ответа заявителя — Обратная связь";
 const TITLE_DEADLINES: &str = "Сроки принятия в работу: сегодня и просроченные";
 const TITLE_REFUSED: &str = "Отклонённые, отфильтрованные и проигнорированные письма";
+const TITLE_UNAUTHENTICATED: &str = "Подлинность отправителя не подтверждена";
+
+impl Unauthenticated {
+    /// What an operator does about it.
+    fn action(&self) -> String {
+        match self.ticket {
+            Some(t) => format!("заявка #{t} — подтвердите отправителя до работы по ней"),
+            None if self.held => format!(
+                "ждёт проверки: mailintake quarantine show {} (если отправитель подлинный — quarantine release {} --force-accept)",
+                self.mail_id, self.mail_id
+            ),
+            None => "отфильтровано".to_string(),
+        }
+    }
+}
 
 fn render_text(m: &Model<'_>, subject: &str) -> String {
     let mut s = String::new();
@@ -830,6 +906,26 @@ fn render_text(m: &Model<'_>, subject: &str) -> String {
                 "  {} ({}): {n}\n",
                 code_ru(code),
                 code_shown(code)
+            ));
+        }
+    }
+    // Only when there is something: a desk with `auth.mode = "off"` sees no new section.
+    if !m.unauthenticated.is_empty() {
+        heading(
+            &mut s,
+            &format!("{TITLE_UNAUTHENTICATED} ({})", m.unauthenticated.len()),
+        );
+        s.push_str(
+            "Письма могли быть отправлены от чужого имени; автоответ на них не отправлялся.\n",
+        );
+        for u in &m.unauthenticated {
+            s.push_str(&format!(
+                "письмо #{} от {} — {}\n  {}; {}\n",
+                u.mail_id,
+                u.sender,
+                one_line(&u.subject),
+                u.checks,
+                u.action()
             ));
         }
     }
@@ -1017,6 +1113,25 @@ fn render_html(m: &Model<'_>, subject: &str) -> String {
         }
         h.push_str("</table>\n");
     }
+    if !m.unauthenticated.is_empty() {
+        h2(
+            &mut h,
+            &format!("{TITLE_UNAUTHENTICATED} ({})", m.unauthenticated.len()),
+        );
+        h.push_str(&table_open(""));
+        header_row(&mut h, &["Письмо", "От", "Тема", "Проверки", "Что сделать"]);
+        for u in &m.unauthenticated {
+            h.push_str(&format!(
+                "<tr><td style=\"{TD}\">#{}</td><td style=\"{TD}\">{}</td><td style=\"{TD}\">{}</td><td style=\"{TD}\">{}</td><td style=\"{TD}\">{}</td></tr>\n",
+                u.mail_id,
+                esc(&u.sender),
+                esc(&one_line(&u.subject)),
+                esc(&u.checks),
+                esc(&u.action())
+            ));
+        }
+        h.push_str("</table>\n");
+    }
     h.push_str(&format!(
         "<p style=\"{NOTE}margin-top:18px;\">mailintake, СТП ГБУЗС «МИАЦ». Сводка составлена автоматически; отвечать на неё не нужно.</p>\n"
     ));
@@ -1145,6 +1260,7 @@ fn code_shown(code: &str) -> &str {
 fn code_ru(code: &str) -> &str {
     match code {
         "sender_domain" => "адрес отправителя вне разрешённых доменов (п. 3.3)",
+        "sender_unauthenticated" => "подлинность отправителя не подтверждена (DKIM, SPF, DMARC)",
         "automatic" => "автоматическое письмо: автоответ, рассылка, уведомление о доставке",
         "too_large" => "вложения больше 10 МБ (п. 3.5)",
         "attachment_dangerous" => {

@@ -12,7 +12,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::desk::replay::{one_line, rejudge};
+use crate::desk::replay::{one_line, rejudge_authenticated};
 use crate::store::local_time;
 use crate::store::outbox::OutgoingMail;
 use crate::store::{Outcome, ReleaseInto, ReleaseNote, ReplyRequest, Status, Store};
@@ -319,6 +319,11 @@ pub fn show(store: &Store, id: i64, as_json: bool) -> Result<String, String> {
             "Сохранены только заголовки: письмо было больше imap.max_mail_bytes и не загружалось.\n",
         );
     }
+    if let Ok(a) =
+        serde_json::from_value::<crate::verdict::auth::AuthResult>(verdict["auth"].clone())
+    {
+        s.push_str(&format!("Подлинность отправителя: {}\n", a.summary()));
+    }
     s.push_str(&format!("\nРешение: {}\nПричины:\n", m.decision));
     if reasons.is_empty() {
         s.push_str("  —\n");
@@ -394,13 +399,20 @@ pub fn release(
         serde_json::from_str::<Verdict>(&m.verdict)
             .map_err(|e| format!("письмо #{mail_id}: сохранённый вердикт не читается: {e}"))?
     } else {
-        rejudge(
+        // Authenticity is a fact of the delivery: the stored result is judged again, not
+        // looked up again (a forged sender is released only by --force-accept).
+        let stored = serde_json::from_str::<Verdict>(&m.verdict)
+            .ok()
+            .and_then(|v| v.auth)
+            .map(|a| crate::verdict::auth::SenderAuth::from_stored(&a));
+        rejudge_authenticated(
             store.conn(),
             &m.raw,
             false,
             m.size.max(0) as u64,
             rules,
             None,
+            stored.as_ref(),
         )
     };
     let refused = matches!(

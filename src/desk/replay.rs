@@ -18,6 +18,7 @@ use rusqlite::{params, Connection};
 use serde::Serialize;
 
 use crate::store::Store;
+use crate::verdict::auth::{AuthResult, SenderAuth};
 use crate::verdict::engine;
 use crate::verdict::rules::RuleSet;
 use crate::verdict::{Decision, Verdict};
@@ -76,20 +77,41 @@ pub fn rejudge(
     rules: &RuleSet,
     as_of_mail: Option<i64>,
 ) -> Verdict {
+    rejudge_authenticated(conn, raw, headers_only, size, rules, as_of_mail, None)
+}
+
+/// [`rejudge`] with the sender authentication the mail was first judged with (the stored
+/// verdict's `auth`, see `SenderAuth::from_stored`): a forged sender stays unauthenticated.
+pub fn rejudge_authenticated(
+    conn: &Connection,
+    raw: &[u8],
+    headers_only: bool,
+    size: u64,
+    rules: &RuleSet,
+    as_of_mail: Option<i64>,
+    auth: Option<&SenderAuth>,
+) -> Verdict {
     if headers_only {
-        return engine::evaluate_oversized(raw, size, rules);
+        return engine::evaluate_oversized_authenticated(raw, size, rules, auth);
     }
-    let mut verdict = engine::evaluate(raw, rules);
+    let mut verdict = engine::evaluate_authenticated(raw, rules, true, auth);
     if let Some(n) = verdict.followup_of {
         if !ticket_known(conn, n as i64, as_of_mail) {
             if verdict.decision == Decision::Followup {
-                verdict = engine::evaluate_with(raw, rules, false);
+                verdict = engine::evaluate_authenticated(raw, rules, false, auth);
             } else {
                 verdict.followup_of = None;
             }
         }
     }
     verdict
+}
+
+/// The authentication input of a stored verdict, from its `auth` JSON (`None`: judged with
+/// `auth.mode = "off"`, or stored before issue 9).
+pub fn stored_auth(auth_json: Option<&str>) -> Option<SenderAuth> {
+    let stored: AuthResult = serde_json::from_str(auth_json?).ok()?;
+    Some(SenderAuth::from_stored(&stored))
 }
 
 fn ticket_known(conn: &Connection, ticket: i64, as_of_mail: Option<i64>) -> bool {
@@ -146,7 +168,8 @@ pub fn replay(
     let mut report = ReplayReport::default();
     let mut st = conn
         .prepare(&format!(
-            "SELECT id, arrived_at, sender, subject, decision, reasons, raw, headers_only, size
+            "SELECT id, arrived_at, sender, subject, decision, reasons, raw, headers_only, size,
+                    json_extract(verdict, '$.auth')
              FROM mails WHERE {REPLAYED} ORDER BY id"
         ))
         .map_err(sql_err)?;
@@ -159,13 +182,15 @@ pub fn replay(
         let raw = r.get_ref(6).map_err(sql_err)?.as_blob().unwrap_or_default();
         let headers_only: bool = r.get(7).map_err(sql_err)?;
         let size: i64 = r.get(8).map_err(sql_err)?;
-        let verdict = rejudge(
+        let auth = stored_auth(r.get::<_, Option<String>>(9).map_err(sql_err)?.as_deref());
+        let verdict = rejudge_authenticated(
             conn,
             raw,
             headers_only,
             size.max(0) as u64,
             rules,
             Some(mail_id),
+            auth.as_ref(),
         );
         report.total += 1;
         bar.inc(1);

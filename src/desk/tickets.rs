@@ -70,8 +70,10 @@ pub fn show(store: &Store, id: i64, as_json: bool) -> Result<String, String> {
     let corr = store.correspondence(id).map_err(|e| e.to_string())?;
     let atts = store.attachments(id).map_err(|e| e.to_string())?;
     let events = store.events(id).map_err(|e| e.to_string())?;
+    let auth = sender_auth(store, id);
     if as_json {
         let mut v = ticket_json(&t);
+        v["auth"] = json!(auth);
         v["correspondence"] = json!(corr);
         v["attachments"] = json!(atts);
         v["events"] = json!(events);
@@ -93,6 +95,9 @@ pub fn show(store: &Store, id: i64, as_json: bool) -> Result<String, String> {
         t.sender,
         local_time(&t.arrived_at)
     );
+    if let Some(a) = &auth {
+        s.push_str(&format!("Подлинность отправителя: {}\n", a.summary()));
+    }
     if let Some(d) = &t.accept_due {
         s.push_str(&format!(
             "Принять в работу до: {} (8 рабочих часов, п. 4.6)\n",
@@ -157,6 +162,22 @@ pub fn show(store: &Store, id: i64, as_json: bool) -> Result<String, String> {
         ));
     }
     Ok(s)
+}
+
+/// The sender authentication of the mail that opened the ticket (issue 9); `None` when it
+/// was not checked (`auth.mode = "off"`).
+pub fn sender_auth(store: &Store, id: i64) -> Option<crate::verdict::auth::AuthResult> {
+    let json: Option<String> = store
+        .conn()
+        .query_row(
+            "SELECT json_extract(m.verdict, '$.auth') FROM tickets t JOIN mails m ON m.id = t.first_mail_id
+             WHERE t.id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .ok()
+        .flatten();
+    serde_json::from_str(json.as_deref()?).ok()
 }
 
 /// `mailintake ticket attachment ID NAME`: the bytes, decoded from the stored raw mail.

@@ -171,6 +171,10 @@ pub struct AuthResult {
     /// Set by the engine when the sender was not authenticated: what was done (`auth.on_fail`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_fail: Option<OnFail>,
+    /// Set by the engine: the `auth.require` the mail was judged by, so that a replay or a
+    /// quarantine release judges the stored result by the same policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require: Option<Require>,
 }
 
 impl AuthResult {
@@ -184,6 +188,7 @@ impl AuthResult {
             dkim_domains: Vec::new(),
             spf_domain: None,
             on_fail: None,
+            require: None,
         }
     }
 
@@ -215,6 +220,20 @@ impl AuthResult {
                 AuthSource::DnsFile => "проверено по файлу DNS",
             }
         )
+    }
+}
+
+impl SenderAuth {
+    /// The input a stored verdict was judged with (its `auth` object), for judging the stored
+    /// mail again (replay, quarantine release): authenticity is a fact of the delivery and is
+    /// not looked up again.
+    pub fn from_stored(stored: &AuthResult) -> SenderAuth {
+        let mut result = stored.clone();
+        let policy = AuthPolicy {
+            require: result.require.take().unwrap_or_default(),
+            on_fail: result.on_fail.take().unwrap_or_default(),
+        };
+        SenderAuth { result, policy }
     }
 }
 

@@ -6,7 +6,7 @@
 //! that group is listed.
 
 use crate::verdict::attach::{self, Inspection};
-use crate::verdict::auth::{self as sender_auth, OnFail, SenderAuth};
+use crate::verdict::auth::{self as sender_auth, AuthResult, OnFail, SenderAuth};
 use crate::verdict::form::{self, ParsedForm};
 use crate::verdict::message::{self, MailFacts};
 use crate::verdict::rules::{AutomaticRules, RuleSet};
@@ -136,7 +136,10 @@ fn filter_or_ignore(
     v: &mut Verdict,
     unauthenticated: &mut Option<crate::verdict::Reason>,
 ) -> Option<Verdict> {
-    v.auth = auth.map(|a| a.result.clone());
+    v.auth = auth.map(|a| AuthResult {
+        require: Some(a.policy.require),
+        ..a.result.clone()
+    });
     match &facts.from {
         None => {
             v.decision = Decision::Filter;

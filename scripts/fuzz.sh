@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzz the engine with cargo-fuzz (libFuzzer + AddressSanitizer): scripts/fuzz.sh [SECONDS] [TARGET...]
 #
-#   SECONDS  time per target (default 60); TARGET: verdict, form, archive (default: all three)
+#   SECONDS  time per target (default 60); TARGET: verdict, form, archive, auth (default: all four)
 #
 # - Installs cargo-fuzz if missing. The machine has stable rustc only; cargo-fuzz needs -Z flags
 #   (-Zsanitizer), which stable rustc takes with RUSTC_BOOTSTRAP=1, set here for the fuzz build only.
@@ -23,10 +23,10 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(verdict form archive)
+[ ${#targets[@]} -gt 0 ] || targets=(verdict form archive auth)
 case $secs in '' | *[!0-9]*) echo "usage: scripts/fuzz.sh [SECONDS] [TARGET...]" >&2; exit 2 ;; esac
 for t in "${targets[@]}"; do
-  case $t in verdict | form | archive) ;; *) echo "unknown target $t (verdict, form, archive)" >&2; exit 2 ;; esac
+  case $t in verdict | form | archive | auth) ;; *) echo "unknown target $t (verdict, form, archive, auth)" >&2; exit 2 ;; esac
 done
 
 if ! python3 fuzz/make_seeds.py --check >/dev/null 2>&1; then

@@ -367,3 +367,56 @@ fn check_dns_file_judges_offline() {
     assert_eq!(v["decision"], "accept");
     assert!(v["auth"].is_null());
 }
+
+/// The seeds of the `auth` fuzz target (fuzz/seeds/auth/): mails of these tests, signed with the
+/// test key. Rewrite them with `cargo test --test auth -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/auth");
+    std::fs::create_dir_all(&dir).unwrap();
+    let signed = sign(&request("t.ivanova@sev.gov.ru", "Подписано"), "sev.gov.ru");
+    let seeds: Vec<(&str, Vec<u8>)> = vec![
+        ("signed_pass.eml", delivered(&signed, "192.0.2.10", "t.ivanova@sev.gov.ru")),
+        (
+            "body_altered.eml",
+            delivered(&signed.replace("Шаблон", "Шаблоны"), "198.51.100.7", "t.ivanova@sev.gov.ru"),
+        ),
+        (
+            "not_aligned.eml",
+            delivered(
+                &sign(&request("t.ivanova@sev.gov.ru", "Чужая подпись"), "evil.example"),
+                "198.51.100.7",
+                "bounce@evil.example",
+            ),
+        ),
+        (
+            "unsigned.eml",
+            delivered(&request("t.ivanova@sev.gov.ru", "Без подписи"), "192.0.2.10", "<>"),
+        ),
+        (
+            "auth_results.eml",
+            format!(
+                "Authentication-Results: {MTA}; dkim=pass (ok) header.d=sev.gov.ru; spf=softfail smtp.mailfrom=a@sev.gov.ru; dmarc=pass header.from=sev.gov.ru\r\n{}",
+                String::from_utf8(delivered(
+                    &format!("Authentication-Results: evil; dmarc=pass\r\n{}", request("t.ivanova@sev.gov.ru", "A-R")),
+                    "192.0.2.10",
+                    "a@sev.gov.ru"
+                ))
+                .unwrap()
+            )
+            .into_bytes(),
+        ),
+        (
+            "unknown_algorithm.eml",
+            delivered(
+                &format!("DKIM-Signature: v=1; a=rsa-sha512; d=sev.gov.ru; s=mail; h=from; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=dGVzdA==\r\n{}", request("t.ivanova@sev.gov.ru", "rsa-sha512")),
+                "192.0.2.10",
+                "t.ivanova@sev.gov.ru",
+            ),
+        ),
+    ];
+    for (name, raw) in seeds {
+        std::fs::write(dir.join(name), raw).unwrap();
+    }
+}

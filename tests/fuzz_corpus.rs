@@ -6,7 +6,9 @@
 //! - `verdict`: the bytes as a raw mail, `engine::evaluate` with the rules in `rules/`;
 //! - `form`: the bytes as lossy UTF-8, `form::parse_form` with `FormRules::builtin()`;
 //! - `archive`: the first byte picks the name (`x.zip`, `x.7z`, `x.rar`, `x.png`, `x.docx`, modulo
-//!   5), the rest is the content, `attach::inspect` with `AttachmentRules::shipped()`.
+//!   5), the rest is the content, `attach::inspect` with `AttachmentRules::shipped()`;
+//! - `auth`: the bytes as a raw mail, the trusted `Authentication-Results` reader and mail-auth
+//!   verification against a fixed zone, each result judged by the engine.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -96,4 +98,51 @@ fn archive_inputs_are_inspected() {
         }
     });
     assert!(n > 0, "no seeds in fuzz/seeds/archive");
+}
+
+#[test]
+fn auth_inputs_get_a_verdict() {
+    use mailintake::mail::auth::{AuthSettings, ResolverAddr, Verifier, Zone};
+    use mailintake::verdict::auth::{self, AuthMode, AuthPolicy, SenderAuth};
+    const MTA: &str = "mx.sevmiac.ru";
+    let rules = RuleSet::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")).unwrap();
+    // The zone of fuzz/fuzz_targets/auth.rs.
+    let zone = "sev.gov.ru TXT \"v=spf1 ip4:192.0.2.0/24 ip4:127.0.0.1 mx a:out.sev.gov.ru -all\"\n\
+        _dmarc.sev.gov.ru TXT \"v=DMARC1; p=reject\"\n\
+        mail._domainkey.sev.gov.ru TXT \"v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\"\n\
+        sev.gov.ru MX 10 out.sev.gov.ru\n\
+        out.sev.gov.ru A 192.0.2.1\n";
+    let verifier = Verifier::new(AuthSettings {
+        mode: AuthMode::Verify,
+        authserv_id: MTA.into(),
+        mta_host: MTA.into(),
+        resolver: ResolverAddr::System,
+        timeout: std::time::Duration::from_secs(1),
+        zone: Some(Zone::parse(zone).unwrap()),
+    })
+    .unwrap();
+    let policy = AuthPolicy::default();
+    let n = replay("auth", &|data| {
+        let header = auth::trusted_results(data, MTA, MTA);
+        let _ = engine::evaluate_authenticated(
+            data,
+            &rules,
+            true,
+            Some(&SenderAuth {
+                result: header,
+                policy,
+            }),
+        );
+        let verified = verifier.verify(data, false);
+        let _ = engine::evaluate_authenticated(
+            data,
+            &rules,
+            true,
+            Some(&SenderAuth {
+                result: verified,
+                policy,
+            }),
+        );
+    });
+    assert!(n > 0, "no seeds in fuzz/seeds/auth");
 }

@@ -467,22 +467,68 @@ fn nameserver(sa: SocketAddr) -> ResolverConfig {
     ResolverConfig::from_name_servers(vec![ns])
 }
 
+/// Verification on the calling thread, with a runtime and a resolver of its own: what the
+/// lookup thread runs, and what the fuzz target calls directly so that a panic shows. Must not
+/// be called from inside an async runtime.
+pub struct Verifier {
+    rt: tokio::runtime::Runtime,
+    resolver: MessageAuthenticator,
+    settings: AuthSettings,
+}
+
+impl Verifier {
+    fn source(&self) -> AuthSource {
+        if self.settings.zone.is_some() {
+            AuthSource::DnsFile
+        } else {
+            AuthSource::Verify
+        }
+    }
+
+    pub fn new(settings: AuthSettings) -> Result<Verifier, String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("auth: cannot start the DNS runtime: {e}"))?;
+        let resolver = {
+            let _guard = rt.enter();
+            resolver_for(&settings)?
+        };
+        Ok(Verifier {
+            rt,
+            resolver,
+            settings,
+        })
+    }
+
+    pub fn verify(&self, raw: &[u8], headers_only: bool) -> AuthResult {
+        self.rt
+            .block_on(verify(&self.resolver, &self.settings, raw, headers_only))
+    }
+}
+
 fn start_worker(settings: &AuthSettings) -> Result<mpsc::Sender<Job>, String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("auth: cannot start the DNS runtime: {e}"))?;
-    let resolver = {
-        let _guard = rt.enter();
-        resolver_for(settings)?
-    };
+    let verifier = Verifier::new(settings.clone())?;
+    let source = verifier.source();
     let (tx, rx) = mpsc::channel::<Job>();
-    let s = settings.clone();
     std::thread::Builder::new()
         .name("mailintake-auth".into())
         .spawn(move || {
             while let Ok(job) = rx.recv() {
-                let result = rt.block_on(verify(&resolver, &s, &job.raw, job.headers_only));
+                // A bug in the verifier must not stop the checks of every later mail: the mail
+                // that caused it counts as a broken signature (permerror), and the thread goes on.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    verifier.verify(&job.raw, job.headers_only)
+                }))
+                .unwrap_or_else(|_| {
+                    tracing::error!("sender verification failed on a mail; judged as permerror");
+                    AuthResult {
+                        dkim: AuthStatus::Permerror,
+                        spf: AuthStatus::Permerror,
+                        dmarc: AuthStatus::Permerror,
+                        ..AuthResult::none(source)
+                    }
+                });
                 let _ = job.reply.send(result);
             }
         })

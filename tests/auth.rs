@@ -456,3 +456,36 @@ fn truncated_and_garbled_signed_mails_get_a_verdict() {
     }
     assert!(runs > 100, "{runs}");
 }
+
+/// A resolver that never answers (a UDP port that swallows every query): the mail's checks end
+/// `temperror` within the per-mail budget, not one timeout per lookup.
+#[test]
+fn silent_resolver_is_temperror_within_the_budget() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let timeout = std::time::Duration::from_secs(1);
+    let a = Authenticator::new(AuthSettings {
+        mode: AuthMode::Verify,
+        authserv_id: MTA.into(),
+        mta_host: MTA.into(),
+        resolver: ResolverAddr::At(silent.local_addr().unwrap()),
+        timeout,
+        zone: None,
+    })
+    .unwrap();
+    let raw = delivered(
+        &sign(&request("t.ivanova@sev.gov.ru", "Тишина"), "sev.gov.ru"),
+        "192.0.2.10",
+        "t.ivanova@sev.gov.ru",
+    );
+    let started = std::time::Instant::now();
+    let r = a.authenticate(&raw, false).unwrap();
+    let took = started.elapsed();
+    assert!(r.has_temperror(), "{r:?}");
+    assert_eq!(r.source, AuthSource::Verify);
+    assert!(
+        took <= mailintake::mail::auth::per_mail_budget(timeout)
+            + std::time::Duration::from_secs(2),
+        "{took:?}"
+    );
+    drop(silent);
+}

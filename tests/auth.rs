@@ -489,3 +489,19 @@ fn silent_resolver_is_temperror_within_the_budget() {
     );
     drop(silent);
 }
+
+/// The domain rule comes first: a foreign sender is `sender_domain` only; its authentication is
+/// still recorded.
+#[test]
+fn foreign_domain_is_filtered_by_the_domain_rule_alone() {
+    let raw = delivered(
+        &request("ivanova.tatyana1985@gmail.com", "Не работает запись"),
+        "198.51.100.7",
+        "ivanova.tatyana1985@gmail.com",
+    );
+    let v = judge(&verifier(), &raw, AuthPolicy::default());
+    assert_eq!(v.decision, Decision::Filter);
+    assert_eq!(v.reasons.len(), 1);
+    assert_eq!(v.reasons[0].code, Code::SenderDomain);
+    assert!(v.auth.is_some());
+}

@@ -408,8 +408,9 @@ impl IntakeAuth {
     }
 
     /// The authentication input for a mail that arrived at `arrived_at`: its result, or
-    /// [`AuthStep::Later`] while a DNS failure may still clear. After `max_wait` a result with a
-    /// `temperror` is judged as it is (the policy then treats the sender as unauthenticated).
+    /// [`AuthStep::Later`] while a DNS failure the policy depends on may still clear. After
+    /// `max_wait` a result with a `temperror` is judged as it is (the policy then treats the
+    /// sender as unauthenticated).
     pub fn step(
         &self,
         raw: &[u8],
@@ -423,7 +424,7 @@ impl IntakeAuth {
         let waited = now.duration_since(arrived_at);
         let patience =
             jiff::SignedDuration::try_from(self.max_wait).unwrap_or(jiff::SignedDuration::MAX);
-        if result.has_temperror() && waited < patience {
+        if result.worth_waiting(self.policy.require) && waited < patience {
             return AuthStep::Later;
         }
         AuthStep::Judge(Some(SenderAuth {

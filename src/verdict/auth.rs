@@ -207,6 +207,20 @@ impl AuthResult {
         [self.dkim, self.spf, self.dmarc].contains(&AuthStatus::Temperror)
     }
 
+    /// Whether a later try could change the outcome under `require`: a DNS failure in a check
+    /// the policy still depends on. A mail DMARC already passed (or, for `dkim-or-spf`, that DKIM
+    /// or SPF passed) is judged now even if another lookup failed.
+    pub fn worth_waiting(&self, require: Require) -> bool {
+        match require {
+            Require::Dmarc => self.dmarc == AuthStatus::Temperror,
+            Require::DkimOrSpf => {
+                self.dkim != AuthStatus::Pass
+                    && self.spf != AuthStatus::Pass
+                    && (self.dkim == AuthStatus::Temperror || self.spf == AuthStatus::Temperror)
+            }
+        }
+    }
+
     /// `dkim=pass spf=none dmarc=fail` — one line for digests and `ticket show`.
     pub fn summary(&self) -> String {
         format!(
@@ -660,6 +674,22 @@ mod tests {
         assert!(!aligned("ru", "sev.gov.ru"));
         assert!(!aligned("evilsev.gov.ru", "sev.gov.ru"));
         assert!(!aligned("", "sev.gov.ru"));
+    }
+
+    #[test]
+    fn waiting_only_when_the_policy_depends_on_the_failed_lookup() {
+        let mut r = AuthResult::none(AuthSource::Verify);
+        r.dkim = AuthStatus::Temperror;
+        r.spf = AuthStatus::Pass;
+        r.dmarc = AuthStatus::Pass;
+        assert!(!r.worth_waiting(Require::Dmarc));
+        assert!(!r.worth_waiting(Require::DkimOrSpf));
+        r.spf = AuthStatus::Fail;
+        r.dmarc = AuthStatus::Temperror;
+        assert!(r.worth_waiting(Require::Dmarc));
+        assert!(r.worth_waiting(Require::DkimOrSpf));
+        r.dmarc = AuthStatus::Fail;
+        assert!(!r.worth_waiting(Require::Dmarc));
     }
 
     #[test]

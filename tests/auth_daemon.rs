@@ -194,6 +194,49 @@ fn forged_sender_gets_no_ticket_and_no_reply() {
     );
 
     dns_failure_waits_for_the_next_pass(&s);
+    forged_authentication_results_are_not_believed(&s);
+}
+
+/// `trust-header` through Postfix: the forger writes `Authentication-Results` claiming a DMARC
+/// pass — once with another authserv-id, once with ours (it lands below Postfix's `Received`
+/// line, where nothing of our MTA's is): neither is believed; no ticket, no reply.
+fn forged_authentication_results_are_not_believed(s: &Servers) {
+    clear_inbox(s);
+    let work = tempfile::tempdir().unwrap();
+    let cfg = s.config(
+        work.path(),
+        "[auth]\nmode = \"trust-header\"\nauthserv_id = \"mail.test.local\"\n",
+    );
+    for id in ["mx.evil.example", "mail.test.local"] {
+        s.send(
+            "bounce@example.com",
+            "help@sevmiac.ru",
+            &mail(
+                "p.petrov@sev.gov.ru",
+                &format!("Подделка от {id}"),
+                FULL_FORM,
+                &format!("Authentication-Results: {id}; dkim=pass header.d=sev.gov.ru; spf=pass smtp.mailfrom=p.petrov@sev.gov.ru; dmarc=pass header.from=sev.gov.ru\r\n"),
+            ),
+        );
+    }
+    wait_inbox(s, 2);
+    run_once(s, &cfg);
+    assert!(tickets_json(s, &cfg).is_empty());
+    let c = cfg.to_str().unwrap();
+    let q = ok(mailintake(
+        s,
+        &[
+            "quarantine",
+            "list",
+            "--reason",
+            "sender_unauthenticated",
+            "--config",
+            c,
+        ],
+    ));
+    assert_eq!(q.lines().count(), 2, "{q}");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(maildir(s, "p.petrov@sev.gov.ru", "INBOX").is_empty());
 }
 
 /// A resolver that does not answer: the mail stays in the inbox (no ticket, no record), and

@@ -408,10 +408,17 @@ impl Daemon {
         let sha = hex::encode(hasher.finalize());
         // Sender authenticity (issue 9), before judging: a DNS failure leaves the mail in the
         // inbox for the next pass, until `auth.max_wait` has passed since it arrived.
-        let auth = match self
-            .auth
-            .step(&raw, headers_only, arrived_at, Timestamp::now())
-        {
+        let sender_allowed = engine::sender_domain_allowed(
+            &raw,
+            &self.loaded.read().unwrap_or_else(|e| e.into_inner()).rules,
+        );
+        let auth = match self.auth.step(
+            &raw,
+            headers_only,
+            sender_allowed,
+            arrived_at,
+            Timestamp::now(),
+        ) {
             crate::mail::auth::AuthStep::Judge(a) => a,
             crate::mail::auth::AuthStep::Later => {
                 tracing::info!(

@@ -214,9 +214,17 @@ fn dns_failure_waits_then_judges_temperror() {
     );
     let now = jiff::Timestamp::now();
     let just_arrived = now - jiff::SignedDuration::from_secs(60);
-    assert_eq!(intake.step(&raw, false, just_arrived, now), AuthStep::Later);
+    assert_eq!(
+        intake.step(&raw, false, true, just_arrived, now),
+        AuthStep::Later
+    );
+    // A sender the domain rule filters anyway is not looked up, nor kept waiting.
+    assert_eq!(
+        intake.step(&raw, false, false, just_arrived, now),
+        AuthStep::Judge(None)
+    );
     let long_ago = now - jiff::SignedDuration::from_secs(2 * 3600);
-    let AuthStep::Judge(Some(input)) = intake.step(&raw, false, long_ago, now) else {
+    let AuthStep::Judge(Some(input)) = intake.step(&raw, false, true, long_ago, now) else {
         panic!("after max_wait the mail is judged");
     };
     assert_eq!(input.result.dmarc, Temperror);

@@ -411,13 +411,20 @@ impl IntakeAuth {
     /// [`AuthStep::Later`] while a DNS failure the policy depends on may still clear. After
     /// `max_wait` a result with a `temperror` is judged as it is (the policy then treats the
     /// sender as unauthenticated).
+    /// `sender_allowed`: the domain rule lets the From address through
+    /// (`engine::sender_domain_allowed`); otherwise the domain rule decides alone and nothing is
+    /// looked up (the verdict's `auth` is `null`).
     pub fn step(
         &self,
         raw: &[u8],
         headers_only: bool,
+        sender_allowed: bool,
         arrived_at: jiff::Timestamp,
         now: jiff::Timestamp,
     ) -> AuthStep {
+        if !sender_allowed {
+            return AuthStep::Judge(None);
+        }
         let Some(result) = self.auth.authenticate(raw, headers_only) else {
             return AuthStep::Judge(None);
         };

@@ -47,6 +47,16 @@ pub fn evaluate_authenticated(
     judge(&facts, rules, followups, auth)
 }
 
+/// Whether the domain rule (reg. 3.3) lets this mail's From address through — the only case in
+/// which its authentication matters, so the intake need not look anything up (or wait for DNS)
+/// for the others. Reads the header block only.
+pub fn sender_domain_allowed(raw: &[u8], rules: &RuleSet) -> bool {
+    mail_parser::MessageParser::default()
+        .parse_headers(raw)
+        .and_then(|msg| message::from_address(&msg))
+        .is_some_and(|from| rules.senders.allows(&from))
+}
+
 /// Judge a mail too large to download, from its header block and its size alone: it is refused
 /// as `too_large` unless the sender or automatic-mail rules decide first.
 pub fn evaluate_oversized(headers: &[u8], size: u64, rules: &RuleSet) -> Verdict {

@@ -128,7 +128,7 @@ pub fn facts<'a>(msg: &'a Message<'a>, limits: &MimeLimits) -> MailFacts<'a> {
     f
 }
 
-fn from_address(msg: &Message<'_>) -> Option<String> {
+pub(crate) fn from_address(msg: &Message<'_>) -> Option<String> {
     let addr = msg.from()?.first()?.address.as_deref()?.trim();
     // A trailing dot (`sev.gov.ru.`) is the root of DNS, the same domain; replies must go to
     // the address without it (SMTP servers refuse it).

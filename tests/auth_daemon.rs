@@ -178,6 +178,14 @@ fn forged_sender_gets_no_ticket_and_no_reply() {
     );
     assert!(said.contains("sender_unauthenticated"), "{said}");
     assert_eq!(tickets_json(&s, &cfg).len(), 1);
+    // A replay with the same rules changes nothing: the stored authentication is judged again.
+    let rules = root().join("rules");
+    let replay = ok(mailintake(
+        &s,
+        &["replay", "--rules", rules.to_str().unwrap(), "--config", c],
+    ));
+    assert!(!replay.contains("→ accept"), "{replay}");
+    assert!(replay.contains("unchanged: 2"), "{replay}");
 
     let digest = ok(mailintake(&s, &["digest", "--print", "--config", c]));
     assert!(

@@ -412,6 +412,29 @@ fn strip_comments(s: &str) -> String {
     out
 }
 
+/// Split on `sep` outside quoted strings: a quoted property value (which a sender may partly
+/// control, e.g. a DKIM `i=`) cannot add a result of its own.
+fn split_unquoted(s: &str, sep: char) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            c if c == sep && !quoted => {
+                out.push(&s[start..i]);
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out
+}
+
 /// The `by` host of a `Received` header, lower-case.
 pub fn received_by(value: &str) -> Option<String> {
     let v = strip_comments(value);
@@ -478,7 +501,7 @@ struct ResInfo {
 /// Parse an `Authentication-Results` value: its authserv-id and its results.
 fn parse_auth_results(value: &str) -> Option<(String, Vec<ResInfo>)> {
     let clean = strip_comments(value);
-    let mut parts = clean.split(';');
+    let mut parts = split_unquoted(&clean, ';').into_iter();
     let id = parts
         .next()?
         .split_whitespace()
@@ -642,6 +665,17 @@ mod tests {
         assert_eq!(r.dkim, AuthStatus::Pass);
         assert_eq!(r.dmarc, AuthStatus::Fail);
         assert_eq!(r.dkim_domains, vec!["sev.gov.ru"]);
+    }
+
+    #[test]
+    fn a_quoted_value_cannot_add_a_result() {
+        let raw = mail(
+            "Authentication-Results: mx.sevmiac.ru; dkim=fail header.i=\"@x; dmarc=pass\" header.d=evil.example; dmarc=fail header.from=sev.gov.ru\r\n\
+             Received: from evil.example (evil.example [198.51.100.7]) by mx.sevmiac.ru (Postfix) id 6;\r\n",
+        );
+        let r = trusted_results(&raw, OURS, OURS);
+        assert_eq!(r.dmarc, AuthStatus::Fail);
+        assert_eq!(r.dkim, AuthStatus::Fail);
     }
 
     #[test]

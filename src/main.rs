@@ -60,6 +60,10 @@ enum Command {
         /// What an unauthenticated sender gets: filter, quarantine or incomplete.
         #[arg(long, default_value = "filter")]
         on_fail: String,
+        /// Authenticate as the daemon would, with the [auth] section of its config (mode
+        /// `verify` asks the configured resolver).
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["trust_header", "dns_file", "authserv_id"])]
+        auth_config: Option<PathBuf>,
         /// .eml files or folders of them.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -732,9 +736,18 @@ fn main() -> ExitCode {
             authserv_id,
             require,
             on_fail,
+            auth_config,
             paths,
         } => {
-            let auth = match check_auth(trust_header, dns_file, authserv_id, &require, &on_fail) {
+            let auth = match auth_config {
+                Some(path) => load_config(&path).and_then(|cfg| {
+                    let settings = cfg.auth.settings().map_err(|(k, e)| format!("{k}: {e}"))?;
+                    let a = mailintake::mail::auth::Authenticator::new(settings)?;
+                    Ok(Some((a, cfg.auth.policy())))
+                }),
+                None => check_auth(trust_header, dns_file, authserv_id, &require, &on_fail),
+            };
+            let auth = match auth {
                 Ok(a) => a,
                 Err(e) => return fail(e),
             };

@@ -357,6 +357,34 @@ fn check_dns_file_judges_offline() {
     assert_eq!(lines[1]["reasons"][0]["code"], "sender_unauthenticated");
     assert_eq!(lines[1]["auth"]["spf"], "fail");
 
+    // The same through the daemon's config: its [auth] section decides.
+    let cfg = dir.path().join("mailintake.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[imap]\nhost = \"127.0.0.1\"\nsecurity = \"none\"\nusername = \"help@sevmiac.ru\"\n\
+             [smtp]\nhost = \"127.0.0.1\"\nsecurity = \"none\"\nfrom = \"help@sevmiac.ru\"\n\
+             [store]\npath = \"x.db\"\n[rules]\ndir = \"rules\"\n\
+             [auth]\nmode = \"verify\"\nauthserv_id = \"{MTA}\"\ndns_file = \"dns.txt\"\non_fail = \"quarantine\"\n"
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailintake"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["check", "--auth-config"])
+        .arg(&cfg)
+        .arg(&forged)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["decision"], "filter");
+    assert_eq!(v["auth"]["on_fail"], "quarantine");
+
     // Without --authserv-id the check refuses to guess which headers are ours.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailintake"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))

@@ -9,12 +9,15 @@
 //!   - [`verdict::form`]: the form of Приложение 1, parsed from body text; quoted history stripped.
 //!   - [`verdict::attach`]: one attachment classified by name and content; archives checked.
 //!   - [`verdict::rules`]: rule files read, validated and compiled into a `RuleSet`.
+//!   - [`verdict::auth`]: sender authenticity as a fact: the DKIM/SPF/DMARC result, trusted
+//!     `Authentication-Results`, the policy → `sender_unauthenticated`.
 //!   - [`verdict::engine`]: the engine itself.
 //! - [`store`] — SQLite: the ledger of every mail, tickets, correspondence, events, the outbox
 //!   ([`store::outbox`]) and the state changes both the intake and the desk write
 //!   ([`store::acceptance`]). Depends on `verdict` only.
 //! - [`mail`] — the edges to mail servers: [`mail::imap`] (async-imap, IDLE, MOVE),
-//!   [`mail::smtp`] (lettre; 4xx/5xx told apart), [`mail::replies`] (reply texts and templates).
+//!   [`mail::smtp`] (lettre; 4xx/5xx told apart), [`mail::replies`] (reply texts and templates),
+//!   [`mail::auth`] (DKIM/SPF/DMARC verified by mail-auth with DNS, or DNS answers from a file).
 //! - [`desk`] — the support desk over the store: [`desk::workflow`] (assign, status, priority,
 //!   notifications), [`desk::tickets`] (views), [`desk::calendar`] (working hours, the 8-hour
 //!   deadline), [`desk::digest`], [`desk::quarantine`], [`desk::replay`], [`desk::stats`].

@@ -12,19 +12,22 @@
 //!   - [`verdict::engine`]: the engine itself.
 //! - [`store`] — SQLite: the ledger of every mail, tickets, correspondence, events, the outbox
 //!   ([`store::outbox`]) and the state changes both the intake and the desk write
-//!   ([`store::acceptance`]). Depends on `verdict` only.
+//!   ([`store::acceptance`]), online backup and restore of the file ([`store::backup`]).
+//!   Depends on `verdict` only.
 //! - [`mail`] — the edges to mail servers: [`mail::imap`] (async-imap, IDLE, MOVE),
 //!   [`mail::smtp`] (lettre; 4xx/5xx told apart), [`mail::replies`] (reply texts and templates).
 //! - [`desk`] — the support desk over the store: [`desk::workflow`] (assign, status, priority,
 //!   notifications), [`desk::tickets`] (views), [`desk::calendar`] (working hours, the 8-hour
 //!   deadline), [`desk::digest`], [`desk::quarantine`], [`desk::replay`], [`desk::stats`].
 //! - The programs on top: [`config`] (the daemon's TOML), [`daemon`] (intake passes, the outbox
-//!   sender, reconnects, shutdown), [`check`] (the `check` command); `main.rs` is the CLI.
+//!   sender, reconnects, shutdown), [`check`] (the `check` command), [`maintenance`] (backup,
+//!   restore, retention of raw mail); `main.rs` is the CLI.
 
 pub mod check;
 pub mod config;
 pub mod daemon;
 pub mod desk;
 pub mod mail;
+pub mod maintenance;
 pub mod store;
 pub mod verdict;

@@ -117,6 +117,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Copy the store while the daemon runs (SQLite online backup) and write DEST.sha256 beside it.
+    Backup {
+        #[arg(long)]
+        config: PathBuf,
+        /// A file, or a folder that gets mailintake-YYYYMMDD-HHMMSS.db (UTC).
+        dest: PathBuf,
+        /// With a folder as DEST: keep only the newest N backups there.
+        #[arg(long, value_name = "N")]
+        keep: Option<usize>,
+    },
+    /// Put a backup in place of the store (stop the daemon first); the replaced store is kept.
+    Restore {
+        #[arg(long)]
+        config: PathBuf,
+        /// The backup file (its .sha256 beside it is checked when present).
+        from: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -491,9 +508,31 @@ fn quarantine_release(config: PathBuf, id: i64, force: bool, actor: Option<Strin
     }
 }
 
+/// `--version` also names the newest store schema this binary reads, so an administrator can
+/// tell before an upgrade or a downgrade whether the store will be migrated or refused.
+fn parse_cli() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let version: &'static str = Box::leak(
+        format!(
+            "{} (store schema {})",
+            env!("CARGO_PKG_VERSION"),
+            mailintake::store::SCHEMA_VERSION
+        )
+        .into_boxed_str(),
+    );
+    let matches = Cli::command().version(version).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     match cli.command {
+        Command::Backup { config, dest, keep } => print_or_fail(
+            load_config(&config).and_then(|cfg| mailintake::maintenance::backup(&cfg, &dest, keep)),
+        ),
+        Command::Restore { config, from } => print_or_fail(
+            load_config(&config).and_then(|cfg| mailintake::maintenance::restore(&cfg, &from)),
+        ),
         Command::Run { config, once } => run_daemon(config, once),
         Command::Tickets {
             config,

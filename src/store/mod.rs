@@ -16,6 +16,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 
 pub mod acceptance;
+pub mod backup;
 pub mod outbox;
 
 use crate::verdict::{Decision, FormFields, Verdict};
@@ -247,7 +248,8 @@ pub struct Store {
     conn: Connection,
 }
 
-const SCHEMA_VERSION: i64 = 2;
+/// The newest schema this binary knows (`mailintake --version` prints it).
+pub const SCHEMA_VERSION: i64 = 2;
 
 const MIGRATIONS: &[&str] = &[
     // 1: the first schema.
@@ -414,9 +416,7 @@ impl Store {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version > SCHEMA_VERSION {
-            return Err(StoreError::Other(format!(
-                "the store has schema version {version}, newer than this mailintake ({SCHEMA_VERSION}); upgrade mailintake"
-            )));
+            return Err(StoreError::Other(backup::newer_schema_sentence(version)));
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             tx.execute_batch(sql)?;

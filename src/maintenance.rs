@@ -1,0 +1,135 @@
+//! The administrator's commands on the store file: `backup`, `restore`, and the raw-mail
+//! retention (`[store] keep_raw_days`). Glue between the config, the store's lock and
+//! [`crate::store::backup`] / [`crate::store::retention`]; texts for the terminal.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::mail::imap::ImapConn;
+use crate::store::{backup, Store};
+
+/// `mailintake backup`: DEST is a file, or a folder that gets a dated file (and then `keep`
+/// says how many dated backups stay there).
+pub fn backup(cfg: &Config, dest: &Path, keep: Option<usize>) -> Result<String, String> {
+    let (file, folder) = if dest.is_dir() {
+        (
+            dest.join(backup::dated_name(jiff::Timestamp::now())),
+            Some(dest),
+        )
+    } else {
+        if keep.is_some() {
+            return Err("--keep needs DEST to be a folder (backups are then named by date)".into());
+        }
+        (dest.to_path_buf(), None)
+    };
+    let summary = backup::backup(&cfg.store.path, &file).map_err(|e| e.to_string())?;
+    let mut out = format!(
+        "backup written: {summary}\nchecksum: {}\n",
+        backup::checksum_path(&file).display()
+    );
+    if let (Some(dir), Some(keep)) = (folder, keep) {
+        for p in backup::prune_backups(dir, keep.max(1)) {
+            out.push_str(&format!("removed old backup {}\n", p.display()));
+        }
+    }
+    Ok(out)
+}
+
+/// `mailintake restore`: only with the daemon stopped (its lock is taken here and held until
+/// the copy is in place).
+pub fn restore(cfg: &Config, from: &Path) -> Result<String, String> {
+    let _lock = crate::daemon::lock_store(&cfg.store.path)
+        .map_err(|e| format!("restore needs the daemon stopped: {e}"))?;
+    let r = backup::restore(from, &cfg.store.path).map_err(|e| e.to_string())?;
+    let mut out = format!("restored {} → {}\n", from.display(), r.copy);
+    if let Some(prev) = &r.previous {
+        out.push_str(&format!(
+            "the replaced store is kept as {}\n",
+            prev.display()
+        ));
+    }
+    if r.copy.schema_version < crate::store::SCHEMA_VERSION {
+        out.push_str(&format!(
+            "the copy had schema {}; it is now upgraded to {}\n",
+            r.copy.schema_version,
+            crate::store::SCHEMA_VERSION
+        ));
+    }
+    let mut store =
+        Store::open(&cfg.store.path).map_err(|e| format!("{}: {e}", cfg.store.path.display()))?;
+    out.push_str(&settle_outbox_after_restore(cfg, &mut store));
+    Ok(out)
+}
+
+/// Replies the copy holds as not yet sent may have gone out after the backup was taken: each one
+/// whose copy (`smtp.copy_to`, by Message-ID) is in the Replies folder or the INBOX is marked
+/// sent, so the daemon does not send it a second time. The intake's own crash recovery cannot
+/// see these copies: they were set aside into Replies by the daemon that ran after the backup.
+fn settle_outbox_after_restore(cfg: &Config, store: &mut Store) -> String {
+    let far = jiff::Timestamp::MAX;
+    let mut items = store.due_outbox(far, usize::MAX >> 1).unwrap_or_default();
+    items.extend(store.sending_outbox().unwrap_or_default());
+    if items.is_empty() {
+        return String::new();
+    }
+    let folders = [cfg.imap.folders.replies.clone(), cfg.imap.mailbox.clone()];
+    let look = || -> Result<Vec<i64>, String> {
+        let settings = cfg.imap_settings()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async {
+            let mut conn = ImapConn::connect(&settings)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut found = Vec::new();
+            for item in &items {
+                for folder in &folders {
+                    if conn
+                        .find_message_id(folder, &item.mail.message_id)
+                        .await
+                        .map_err(|e| e.to_string())?
+                    {
+                        found.push(item.id);
+                        break;
+                    }
+                }
+            }
+            conn.logout().await;
+            Ok(found)
+        })
+    };
+    match look() {
+        Ok(found) => {
+            let now = jiff::Timestamp::now();
+            let marked = found
+                .iter()
+                .filter(|id| store.mark_sent(**id, now).is_ok())
+                .count();
+            format!(
+                "{} replies were unsent in the copy: {marked} went out after the backup (their copies are in the mailbox) and are marked sent; {} will be sent by the daemon\n",
+                items.len(),
+                items.len() - marked
+            )
+        }
+        Err(e) => format!(
+            "warning: {} replies were unsent in the copy and the mailbox could not be checked for their copies ({e}); the daemon will send them, possibly a second time\n",
+            items.len()
+        ),
+    }
+}
+
+/// The store file's size on disk, with its WAL.
+pub fn store_bytes(path: &Path) -> u64 {
+    let wal = {
+        let mut s = path.as_os_str().to_owned();
+        s.push("-wal");
+        PathBuf::from(s)
+    };
+    [path.to_path_buf(), wal]
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
+}

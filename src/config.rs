@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::mail::imap::{ImapSettings, Security};
-use crate::mail::smtp::{SmtpSecurity, SmtpSettings};
+use crate::mail::smtp::{Mailer, SmtpSecurity, SmtpSettings};
+use crate::mail::trust::Trust;
 use crate::verdict::rules::RuleFile;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -61,6 +62,8 @@ pub struct ImapConfig {
     pub username: String,
     pub password_env: Option<String>,
     pub password_file: Option<PathBuf>,
+    /// PEM file of CA certificates trusted besides the system's (an internal or national CA).
+    pub ca_file: Option<PathBuf>,
     #[serde(default = "d_inbox")]
     pub mailbox: String,
     #[serde(default)]
@@ -129,6 +132,8 @@ pub struct SmtpConfig {
     pub username: Option<String>,
     pub password_env: Option<String>,
     pub password_file: Option<PathBuf>,
+    /// PEM file of CA certificates trusted besides the system's (an internal or national CA).
+    pub ca_file: Option<PathBuf>,
     pub from: String,
     #[serde(default = "d_from_name")]
     pub from_name: String,
@@ -310,6 +315,18 @@ impl Config {
                 *p = base.join(&*p);
             }
         }
+        for (key, ca) in [
+            ("imap.ca_file", &mut cfg.imap.ca_file),
+            ("smtp.ca_file", &mut cfg.smtp.ca_file),
+        ] {
+            if let Some(p) = ca {
+                if p.is_relative() {
+                    *p = base.join(&*p);
+                }
+                // A wrong CA file is found at start, not at the first connection.
+                crate::mail::trust::read_ca_file(p).map_err(|e| file.error(key, e).to_string())?;
+            }
+        }
         for (sec, host) in [
             (
                 "imap",
@@ -383,6 +400,21 @@ impl Config {
             from_name: Some(self.smtp.from_name.clone()),
             timeout: Duration::from_secs(self.smtp.timeout_seconds.max(1)),
         })
+    }
+
+    /// The roots the IMAP connection trusts: the system's and `imap.ca_file`.
+    pub fn imap_trust(&self) -> Result<Trust, String> {
+        Trust::with_ca_file(self.imap.ca_file.as_deref()).map_err(|e| format!("imap.ca_file: {e}"))
+    }
+
+    /// The roots the SMTP connection trusts: the system's and `smtp.ca_file`.
+    pub fn smtp_trust(&self) -> Result<Trust, String> {
+        Trust::with_ca_file(self.smtp.ca_file.as_deref()).map_err(|e| format!("smtp.ca_file: {e}"))
+    }
+
+    /// The SMTP client for these settings and roots.
+    pub fn mailer(&self) -> Result<Mailer, String> {
+        Mailer::with_trust(&self.smtp_settings()?, self.smtp_trust()?).map_err(|e| e.to_string())
     }
 
     /// The address that receives a copy of every reply.

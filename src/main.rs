@@ -16,7 +16,6 @@ use mailintake::desk::replay;
 use mailintake::desk::stats;
 use mailintake::desk::tickets;
 use mailintake::desk::workflow;
-use mailintake::mail::smtp::Mailer;
 use mailintake::store::{ReplyRequest, Status, Store};
 use mailintake::verdict::rules::RuleSet;
 use mailintake::verdict::FormFields;
@@ -417,11 +416,7 @@ fn digest_command(config: PathBuf, send: bool, html: bool) -> ExitCode {
         Ok(d) => d,
         Err(e) => return fail(e),
     };
-    let mailer = match daemon
-        .cfg
-        .smtp_settings()
-        .and_then(|s| Mailer::new(&s).map_err(|e| e.to_string()))
-    {
+    let mailer = match daemon.cfg.mailer() {
         Ok(m) => m,
         Err(e) => return fail(e),
     };

@@ -80,7 +80,7 @@ fn settle_outbox_after_restore(cfg: &Config, store: &mut Store) -> String {
             .build()
             .map_err(|e| e.to_string())?;
         rt.block_on(async {
-            let mut conn = ImapConn::connect(&settings)
+            let mut conn = ImapConn::connect_trusting(&settings, &cfg.imap_trust()?)
                 .await
                 .map_err(|e| e.to_string())?;
             let mut found = Vec::new();

@@ -184,7 +184,8 @@ impl Default for LimitsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
-    /// "text" or "json" (for journald).
+    /// "auto" (journald under systemd, else text), "text", "json" or "journald";
+    /// `MAILINTAKE_LOG_FORMAT` overrides it (see [`crate::logging`]).
     #[serde(default = "d_log_format")]
     pub format: String,
     /// A tracing filter, e.g. "info" or "mailintake=debug".
@@ -271,7 +272,7 @@ fn d_replies_per_day() -> u32 {
     40
 }
 fn d_log_format() -> String {
-    "text".into()
+    "auto".into()
 }
 fn d_log_level() -> String {
     "info".into()
@@ -364,9 +365,12 @@ impl Config {
                     .to_string());
             }
         }
-        if cfg.log.format != "text" && cfg.log.format != "json" {
+        if !crate::logging::FORMATS.contains(&cfg.log.format.as_str()) {
             return Err(file
-                .error("log.format", "must be \"text\" or \"json\"")
+                .error(
+                    "log.format",
+                    format!("must be one of {}", crate::logging::FORMATS.join(", ")),
+                )
                 .to_string());
         }
         Ok(cfg)

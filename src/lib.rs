@@ -21,12 +21,14 @@
 //!   deadline), [`desk::digest`], [`desk::quarantine`], [`desk::replay`], [`desk::stats`].
 //! - The programs on top: [`config`] (the daemon's TOML), [`daemon`] (intake passes, the outbox
 //!   sender, reconnects, shutdown), [`check`] (the `check` command), [`maintenance`] (backup,
-//!   restore, retention of raw mail); `main.rs` is the CLI.
+//!   restore, retention of raw mail), [`logging`] (text, JSON lines or journald); `main.rs` is
+//!   the CLI.
 
 pub mod check;
 pub mod config;
 pub mod daemon;
 pub mod desk;
+pub mod logging;
 pub mod mail;
 pub mod maintenance;
 pub mod store;

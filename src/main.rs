@@ -246,29 +246,10 @@ fn open_store(path: &std::path::Path) -> Result<Store, String> {
     Store::open(&cfg.store.path).map_err(|e| format!("{}: {e}", cfg.store.path.display()))
 }
 
-fn init_logs(cfg: &Config) {
-    let mut filter = tracing_subscriber::EnvFilter::try_from_env("MAILINTAKE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
-    // The protocol crates log whole commands and mail at trace level (LOGIN with the password,
-    // message bodies with patient data): they never go below `warn`, whatever the filter says.
-    for quiet in [
-        "async_imap=warn",
-        "imap_proto=warn",
-        "lettre=warn",
-        "rustls=warn",
-    ] {
-        if let Ok(d) = quiet.parse() {
-            filter = filter.add_directive(d);
-        }
-    }
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if cfg.log.format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+/// Text without colour codes unless stderr is a terminal, JSON lines, or journald's fields
+/// (see `mailintake::logging`).
+fn init_logs(cfg: &Config) -> Result<(), String> {
+    mailintake::logging::init(&cfg.log).map(|_| ())
 }
 
 fn run_daemon(config: PathBuf, once: bool) -> ExitCode {
@@ -276,7 +257,9 @@ fn run_daemon(config: PathBuf, once: bool) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    init_logs(&cfg);
+    if let Err(e) = init_logs(&cfg) {
+        return fail(e);
+    }
     let daemon = match Daemon::new(cfg) {
         Ok(d) => std::sync::Arc::new(d),
         Err(e) => return fail(e),

@@ -357,3 +357,47 @@ fn write_offline_config(path: &Path, db: &Path) {
     )
     .unwrap();
 }
+
+/// Captured logs (stderr a file, as under a supervisor that is not journald) carry no ANSI
+/// colour codes; `MAILINTAKE_LOG_FORMAT=json` makes every line one JSON object.
+#[test]
+fn captured_logs_are_plain_text_or_json_lines() {
+    let s = Servers::start();
+    let work = tempfile::tempdir().unwrap();
+    let cfg = s.config(work.path(), "");
+    for (n, format) in [(1, None), (2, Some("json"))] {
+        let log = work.path().join(format!("daemon-{n}.log"));
+        let mut cmd = bin();
+        cmd.env("MAILINTAKE_IMAP_PASSWORD", s.get("MS_PASSWORD"))
+            .env("MAILINTAKE_LOG", "debug")
+            // Inherited from a systemd session it must not switch a redirected stderr to journald.
+            .env("JOURNAL_STREAM", "1:1")
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        match format {
+            Some(f) => cmd.env("MAILINTAKE_LOG_FORMAT", f),
+            None => cmd.env_remove("MAILINTAKE_LOG_FORMAT"),
+        };
+        let mut daemon = cmd.spawn().unwrap();
+        s.send(
+            SENDER,
+            "help@sevmiac.ru",
+            &mail(SENDER, &format!("Журнал {n}"), FULL_FORM, ""),
+        );
+        wait_for(30, || (tickets_json(&s, &cfg).len() == n).then_some(()))
+            .expect("the mail became a ticket");
+        sigterm(&mut daemon);
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("ticket created"), "{text}");
+        assert!(!text.contains('\u{1b}'), "ANSI escape codes in {text}");
+        if format == Some("json") {
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                let v: serde_json::Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("not one JSON object ({e}): {line}"));
+                assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+            }
+        }
+    }
+}

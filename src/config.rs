@@ -157,6 +157,9 @@ pub struct SmtpConfig {
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     pub path: PathBuf,
+    /// Raw mail of tickets closed, and of refused mail recorded, more than this many days ago is
+    /// cut to its header block by `mailintake prune` (rows and fields stay). Unset: kept forever.
+    pub keep_raw_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -349,6 +352,14 @@ impl Config {
                     )
                     .to_string());
             }
+        }
+        if cfg.store.keep_raw_days == Some(0) {
+            return Err(file
+                .error(
+                    "store.keep_raw_days",
+                    "must be at least 1 (leave it out to keep raw mail forever)",
+                )
+                .to_string());
         }
         if cfg.imap.idle_minutes == 0 || cfg.imap.idle_minutes > 29 {
             return Err(file

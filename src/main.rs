@@ -126,6 +126,15 @@ enum Command {
         #[arg(long, value_name = "N")]
         keep: Option<usize>,
     },
+    /// Cut raw mail past [store] keep_raw_days to its headers (rows and fields stay); VACUUM
+    /// when a quarter of the file is free. Safe while the daemon runs; meant for a nightly timer.
+    Prune {
+        #[arg(long)]
+        config: PathBuf,
+        /// VACUUM even when little is free.
+        #[arg(long)]
+        vacuum: bool,
+    },
     /// Put a backup in place of the store (stop the daemon first); the replaced store is kept.
     Restore {
         #[arg(long)]
@@ -508,6 +517,9 @@ fn main() -> ExitCode {
         Command::Backup { config, dest, keep } => print_or_fail(
             load_config(&config).and_then(|cfg| mailintake::maintenance::backup(&cfg, &dest, keep)),
         ),
+        Command::Prune { config, vacuum } => print_or_fail(
+            load_config(&config).and_then(|cfg| mailintake::maintenance::prune(&cfg, vacuum)),
+        ),
         Command::Restore { config, from } => print_or_fail(
             load_config(&config).and_then(|cfg| mailintake::maintenance::restore(&cfg, &from)),
         ),
@@ -581,13 +593,14 @@ fn main() -> ExitCode {
             let store = Store::open(&cfg.store.path)
                 .map_err(|e| format!("{}: {e}", cfg.store.path.display()))?;
             let s = stats::stats(&store, &cal, since, Timestamp::now())?;
+            let (size_line, size_json) =
+                mailintake::maintenance::size_line(&store, &cfg.store.path)?;
             Ok(if json {
-                format!(
-                    "{}\n",
-                    serde_json::to_string(&s).map_err(|e| e.to_string())?
-                )
+                let mut v = serde_json::to_value(&s).map_err(|e| e.to_string())?;
+                v["store"] = size_json;
+                format!("{v}\n")
             } else {
-                stats::render(&s)
+                stats::render(&s) + &size_line
             })
         })),
         Command::Ticket { action } => match action {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::mail::imap::ImapConn;
-use crate::store::{backup, Store};
+use crate::store::{backup, retention, Store};
 
 /// `mailintake backup`: DEST is a file, or a folder that gets a dated file (and then `keep`
 /// says how many dated backups stay there).
@@ -117,6 +117,76 @@ fn settle_outbox_after_restore(cfg: &Config, store: &mut Store) -> String {
             "warning: {} replies were unsent in the copy and the mailbox could not be checked for their copies ({e}); the daemon will send them, possibly a second time\n",
             items.len()
         ),
+    }
+}
+
+/// `mailintake prune`: raw mail past `keep_raw_days` cut to its headers, then VACUUM when a
+/// quarter of the file is free (or always with `force_vacuum`).
+pub fn prune(cfg: &Config, force_vacuum: bool) -> Result<String, String> {
+    let mut store =
+        Store::open(&cfg.store.path).map_err(|e| format!("{}: {e}", cfg.store.path.display()))?;
+    let now = jiff::Timestamp::now();
+    let mut out = String::new();
+    match cfg.store.keep_raw_days {
+        None => out.push_str("store.keep_raw_days is not set: raw mail is kept forever\n"),
+        Some(days) => {
+            let cutoff = now
+                .checked_sub(jiff::SignedDuration::from_hours(24 * i64::from(days)))
+                .map_err(|e| e.to_string())?;
+            let p = retention::prune_raw(&mut store, cutoff, now).map_err(|e| e.to_string())?;
+            out.push_str(&format!(
+                "raw mail older than {days} days cut to its headers: {} mails of closed tickets, {} refused/duplicate/reply copies, {} freed\n",
+                p.ticket_mails,
+                p.other_mails,
+                human_bytes(p.bytes)
+            ));
+        }
+    }
+    let before = retention::size(&store).map_err(|e| e.to_string())?;
+    if force_vacuum || retention::vacuum_worthwhile(&before) {
+        retention::vacuum(&mut store, now).map_err(|e| e.to_string())?;
+        let after = retention::size(&store).map_err(|e| e.to_string())?;
+        out.push_str(&format!(
+            "VACUUM: {} → {}\n",
+            human_bytes(before.bytes),
+            human_bytes(after.bytes)
+        ));
+    } else {
+        out.push_str(&format!(
+            "no VACUUM: {} of {} free (it runs when a quarter is free)\n",
+            human_bytes(before.free_bytes),
+            human_bytes(before.bytes)
+        ));
+    }
+    Ok(out)
+}
+
+/// One line for `stats`: the file, its free space, the raw mail held.
+pub fn size_line(store: &Store, path: &Path) -> Result<(String, serde_json::Value), String> {
+    let s = retention::size(store).map_err(|e| e.to_string())?;
+    let on_disk = store_bytes(path);
+    let line = format!(
+        "Хранилище: {} на диске ({} свободно внутри), исходные письма {}, сокращено по сроку хранения: {}{}\n",
+        human_bytes(on_disk),
+        human_bytes(s.free_bytes),
+        human_bytes(s.raw_bytes),
+        s.pruned_mails,
+        s.last_vacuum_at
+            .as_deref()
+            .map(|t| format!(", VACUUM {}", crate::store::local_time(t)))
+            .unwrap_or_default()
+    );
+    let mut json = serde_json::to_value(&s).map_err(|e| e.to_string())?;
+    json["on_disk_bytes"] = on_disk.into();
+    Ok((line, json))
+}
+
+fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
     }
 }
 

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
+use mailintake::store::SCHEMA_VERSION;
 use rusqlite::{Connection, OpenFlags};
 
 const SENDER: &str = "t.ivanova@sev.gov.ru";
@@ -279,7 +280,7 @@ fn a_schema_1_store_from_the_fixture_is_upgraded() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(tickets.len(), 2, "{out}");
-    assert_eq!(scalar(&db, "PRAGMA user_version"), 2);
+    assert_eq!(scalar(&db, "PRAGMA user_version"), SCHEMA_VERSION);
     // The v2 migration's own data step ran: a feedback ticket records who asked.
     let feedback_by: String = peek(&db)
         .query_row(
@@ -299,7 +300,10 @@ fn a_schema_1_store_from_the_fixture_is_upgraded() {
         .arg(&old)
         .output()
         .unwrap());
-    assert!(out.contains("upgraded to 2"), "{out}");
+    assert!(
+        out.contains(&format!("upgraded to {SCHEMA_VERSION}")),
+        "{out}"
+    );
 }
 
 /// A store from a newer release is refused by every command with exit 2 and one sentence, and
@@ -333,7 +337,7 @@ fn a_newer_schema_store_is_refused_with_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(
             err.contains("schema version 99, written by a newer mailintake")
-                && err.contains("knows versions up to 2"),
+                && err.contains(&format!("knows versions up to {SCHEMA_VERSION}")),
             "{args:?}: {err}"
         );
     }
@@ -341,7 +345,10 @@ fn a_newer_schema_store_is_refused_with_exit_2() {
     let version = ok(bin().arg("--version").output().unwrap());
     assert_eq!(
         version.trim(),
-        format!("mailintake {} (store schema 2)", env!("CARGO_PKG_VERSION"))
+        format!(
+            "mailintake {} (store schema {SCHEMA_VERSION})",
+            env!("CARGO_PKG_VERSION")
+        )
     );
 }
 
@@ -400,4 +407,123 @@ fn captured_logs_are_plain_text_or_json_lines() {
             }
         }
     }
+}
+
+/// `[store] keep_raw_days`: the raw mail of a ticket closed long ago and of mail refused long ago
+/// is cut to its header block, rows and fields stay, an open ticket keeps its mail, and the freed
+/// space goes back to the disk with VACUUM; `stats` shows the store's size.
+#[test]
+fn prune_cuts_old_raw_mail_to_headers_and_vacuums() {
+    let work = tempfile::tempdir().unwrap();
+    let db = work.path().join("mailintake.db");
+    let sql = std::fs::read_to_string(root().join("fixtures/store/v1.sql")).unwrap();
+    {
+        let c = Connection::open(&db).unwrap();
+        c.execute_batch(&sql).unwrap();
+        // Ticket 1 closed in January; ticket 2 still waits for feedback. Both mails get a body
+        // of 4 MiB, and a refused mail from January one of 2 MiB.
+        c.execute(
+            "UPDATE tickets SET status = 'closed', updated_at = '2026-01-20T10:00:00.000Z' WHERE id = 1",
+            [],
+        )
+        .unwrap();
+        let body = |head: &str, n: usize| {
+            let mut v = head.as_bytes().to_vec();
+            v.extend((0..n).map(|i| (i * 7919 % 251) as u8));
+            v
+        };
+        c.execute(
+            "UPDATE mails SET raw = ?1",
+            [body("Subject: test\r\n\r\n", 4 << 20)],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO mails (mailbox, uidvalidity, uid, sha256, size, arrived_at, processed_at, decision, outcome,
+                                reasons, verdict, sender, subject, raw, aside)
+             VALUES ('INBOX', 1700000000, 3, 'aa03', 2097152, '2026-01-13T07:00:00.000Z', '2026-01-13T07:00:01.000Z',
+                     'reject', 'rejected', 'sender_domain', '{}', 'x@example.com', 'spam', ?1, 'rejected')",
+            [body("From: x@example.com\n\n", 2 << 20)],
+        )
+        .unwrap();
+    }
+    let cfg = work.path().join("mailintake.toml");
+    write_offline_config(&cfg, &db);
+    let cfg_s = cfg.to_str().unwrap();
+    let run = |args: &[&str]| bin().args(args).arg("--config").arg(&cfg).output().unwrap();
+
+    // Without keep_raw_days nothing is pruned.
+    let out = ok(run(&["prune"]));
+    assert!(out.contains("kept forever"), "{out}");
+    let size_before = std::fs::metadata(&db).unwrap().len();
+
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("[store]\n", "[store]\nkeep_raw_days = 30\n"),
+    )
+    .unwrap();
+    let out = ok(run(&["prune"]));
+    eprintln!("{out}");
+    assert!(
+        out.contains("1 mails of closed tickets, 1 refused/duplicate/reply copies"),
+        "{out}"
+    );
+    assert!(out.contains("VACUUM: "), "{out}");
+    let c = peek(&db);
+    let raw_len = |id: i64| -> i64 {
+        c.query_row("SELECT length(raw) FROM mails WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    assert_eq!(raw_len(1), "Subject: test\r\n\r\n".len() as i64);
+    assert_eq!(raw_len(3), "From: x@example.com\n\n".len() as i64);
+    assert!(raw_len(2) > 4_000_000, "the open ticket's mail was pruned");
+    let (count, subject): (i64, String) = c
+        .query_row(
+            "SELECT (SELECT count(*) FROM mails), subject FROM tickets WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((count, subject.as_str()), (3, "Не открывается расписание"));
+    drop(c);
+    let size_after = std::fs::metadata(&db).unwrap().len();
+    assert!(
+        size_after < size_before - 5_000_000,
+        "{size_before} → {size_after}"
+    );
+
+    // Twice is a no-op; a pruned refused mail is released only by an operator's decision.
+    let out = ok(run(&["prune"]));
+    assert!(
+        out.contains(": 0 mails of closed tickets, 0 refused"),
+        "{out}"
+    );
+    let rel = bin()
+        .args([
+            "quarantine",
+            "release",
+            "3",
+            "--actor",
+            "ops",
+            "--config",
+            cfg_s,
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&rel.stderr);
+    assert!(
+        !rel.status.success() && err.contains("сроку хранения"),
+        "{err}"
+    );
+
+    let stats = ok(run(&["stats"]));
+    assert!(
+        stats.contains("Хранилище: ") && stats.contains("сокращено по сроку хранения: 2"),
+        "{stats}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&ok(run(&["stats", "--json"]))).unwrap();
+    assert_eq!(json["store"]["pruned_mails"], 2);
+    assert!(json["store"]["on_disk_bytes"].as_u64().unwrap() > 0);
 }

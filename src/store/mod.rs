@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 pub mod acceptance;
 pub mod backup;
 pub mod outbox;
+pub mod retention;
 
 use crate::verdict::{Decision, FormFields, Verdict};
 use outbox::OutgoingMail;
@@ -249,7 +250,7 @@ pub struct Store {
 }
 
 /// The newest schema this binary knows (`mailintake --version` prints it).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const MIGRATIONS: &[&str] = &[
     // 1: the first schema.
@@ -359,6 +360,11 @@ const MIGRATIONS: &[&str] = &[
         recipients TEXT NOT NULL,
         outbox_id INTEGER REFERENCES outbox (id)
     );
+    "#,
+    // 3: retention of raw mail (`store.keep_raw_days`): when a mail's raw bytes were cut to its
+    // header block.
+    r#"
+    ALTER TABLE mails ADD COLUMN raw_pruned_at TEXT;
     "#,
 ];
 

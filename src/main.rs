@@ -141,6 +141,10 @@ enum Command {
         config: PathBuf,
         /// The backup file (its .sha256 beside it is checked when present).
         from: PathBuf,
+        /// The IMAP password for checking the mailbox for replies sent after the backup, when
+        /// the configured one is a credential only the service sees (/etc/mailintake/imap.pass).
+        #[arg(long, value_name = "FILE")]
+        imap_password_file: Option<PathBuf>,
     },
 }
 
@@ -520,9 +524,17 @@ fn main() -> ExitCode {
         Command::Prune { config, vacuum } => print_or_fail(
             load_config(&config).and_then(|cfg| mailintake::maintenance::prune(&cfg, vacuum)),
         ),
-        Command::Restore { config, from } => print_or_fail(
-            load_config(&config).and_then(|cfg| mailintake::maintenance::restore(&cfg, &from)),
-        ),
+        Command::Restore {
+            config,
+            from,
+            imap_password_file,
+        } => print_or_fail(load_config(&config).and_then(|mut cfg| {
+            if let Some(f) = imap_password_file {
+                cfg.imap.password_env = None;
+                cfg.imap.password_file = Some(f);
+            }
+            mailintake::maintenance::restore(&cfg, &from)
+        })),
         Command::Run { config, once } => run_daemon(config, once),
         Command::Tickets {
             config,

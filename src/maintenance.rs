@@ -55,10 +55,44 @@ pub fn restore(cfg: &Config, from: &Path) -> Result<String, String> {
             crate::store::SCHEMA_VERSION
         ));
     }
-    let mut store =
-        Store::open(&cfg.store.path).map_err(|e| format!("{}: {e}", cfg.store.path.display()))?;
-    out.push_str(&settle_outbox_after_restore(cfg, &mut store));
+    {
+        let mut store = Store::open(&cfg.store.path)
+            .map_err(|e| format!("{}: {e}", cfg.store.path.display()))?;
+        out.push_str(&settle_outbox_after_restore(cfg, &mut store));
+    }
+    give_to_state_dir_owner(&cfg.store.path, r.previous.as_deref());
     Ok(out)
+}
+
+/// An administrator restores as root, but the daemon runs as its own user: the restored file,
+/// its WAL, the lock and the kept old store go to the owner of the store's folder.
+fn give_to_state_dir_owner(store: &Path, previous: Option<&Path>) {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and touches no memory.
+    if unsafe { libc::geteuid() } != 0 {
+        return;
+    }
+    let Some(dir) = store.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return;
+    };
+    let Ok(meta) = std::fs::metadata(dir) else {
+        return;
+    };
+    let with = |suffix: &str| {
+        let mut s = store.as_os_str().to_owned();
+        s.push(suffix);
+        PathBuf::from(s)
+    };
+    let mut paths = vec![
+        store.to_path_buf(),
+        with("-wal"),
+        with("-shm"),
+        store.with_extension("lock"),
+    ];
+    paths.extend(previous.map(Path::to_path_buf));
+    for p in paths.iter().filter(|p| p.exists()) {
+        let _ = std::os::unix::fs::chown(p, Some(meta.uid()), Some(meta.gid()));
+    }
 }
 
 /// Replies the copy holds as not yet sent may have gone out after the backup was taken: each one

@@ -519,6 +519,7 @@ fn prune_cuts_old_raw_mail_to_headers_and_vacuums() {
     );
 
     let stats = ok(run(&["stats"]));
+    eprintln!("{}", stats.lines().last().unwrap_or_default());
     assert!(
         stats.contains("Хранилище: ") && stats.contains("сокращено по сроку хранения: 2"),
         "{stats}"

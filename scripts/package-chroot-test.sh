@@ -41,7 +41,8 @@ inside 'mkdir -p /run/credentials/mailintake.service
 echo "== backup as the user, restore as root"
 inside 'runuser -u mailintake -- mailintake backup --config /etc/mailintake/mailintake.toml --keep 14 /var/backups/mailintake
     (cd /var/backups/mailintake && sha256sum -c --quiet ./*.sha256)
-    mailintake restore --config /etc/mailintake/mailintake.toml /var/backups/mailintake/mailintake-*.db
+    latest=$(ls /var/backups/mailintake/mailintake-*.db | tail -n 1)
+    mailintake restore --config /etc/mailintake/mailintake.toml "$latest"
     test "$(stat -c %U /var/lib/mailintake/mailintake.db)" = mailintake
     runuser -u mailintake -- mailintake tickets --config /etc/mailintake/mailintake.toml >/dev/null'
 echo "== reinstall (an upgrade's maintainer-script path), then purge"

@@ -44,6 +44,13 @@ fn scalar(path: &Path, sql: &str) -> i64 {
     peek(path).query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
+/// [`scalar`] on a store that may not exist yet or still be getting its schema.
+fn try_scalar(path: &Path, sql: &str) -> Option<i64> {
+    let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+    c.busy_timeout(Duration::from_secs(10)).ok()?;
+    c.query_row(sql, [], |r| r.get(0)).ok()
+}
+
 /// APPEND raw mails to help@'s INBOX over one IMAP connection (a backlog in a second).
 fn append_inbox(s: &Servers, raws: &[Vec<u8>]) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -117,7 +124,7 @@ fn backup_during_a_500_mail_backlog_then_restore_without_duplicates() {
     let mut daemon = spawn_daemon(&s, &cfg, &log);
     let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
     wait_for(60, || {
-        (db.exists() && scalar(&db, "SELECT count(*) FROM tickets") >= 20).then_some(())
+        (try_scalar(&db, "SELECT count(*) FROM tickets")? >= 20).then_some(())
     })
     .unwrap_or_else(|| panic!("the daemon made no tickets; log:\n{}", log_text()));
 

@@ -182,4 +182,20 @@ fn verify_units(tree: &Path) {
         out.status.success() && said.trim().is_empty(),
         "systemd-analyze verify:\n{said}"
     );
+    // systemd's own hardening score: "1.5 OK" or better (the scale is 0 safe … 10 unsafe; the
+    // threshold is in tenths).
+    for service in UNITS.iter().filter(|u| u.ends_with(".service")) {
+        let out = Command::new("systemd-analyze")
+            .args(["security", "--offline=true", "--threshold=15"])
+            .arg(format!("--root={}", tree.display()))
+            .arg(units.join(service))
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{service} is exposed above 1.5:\n{}",
+            said.lines().last().unwrap_or_default()
+        );
+    }
 }

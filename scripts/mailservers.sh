@@ -13,6 +13,11 @@
 #   mailservers.sh status DIR           show what runs (exit 0 if both run)
 #   mailservers.sh env DIR              print DIR/env
 #
+# TLS (opt-in): when DIR/tls/cert.pem and DIR/tls/key.pem exist at "start",
+# Dovecot offers STARTTLS on IMAP_PORT and implicit TLS on IMAPS_PORT, Postfix
+# STARTTLS on SMTP_PORT and implicit TLS on SMTPS_PORT (both written to env).
+# Without them nothing changes: no TLS at all.
+#
 # Needs root, bash, coreutils, util-linux (flock), awk, and the Debian packages
 # dovecot-core dovecot-imapd dovecot-lmtpd postfix (swaks only for manual tests).
 set -euo pipefail
@@ -302,6 +307,8 @@ load_env() {
             SMTP_PORT) SMTP_PORT=$v ;;
             LMTP_PORT) LMTP_PORT=$v ;;
             MS_PASSWORD) MS_PASSWORD=$v ;;
+            IMAPS_PORT) IMAPS_PORT=$v ;;
+            SMTPS_PORT) SMTPS_PORT=$v ;;
         esac
     done <"$ENVF"
 }
@@ -317,9 +324,15 @@ SMTP_PORT=$SMTP_PORT
 LMTP_PORT=$LMTP_PORT
 MS_PASSWORD=$MS_PASSWORD
 EOF
+    if tls_on; then
+        printf 'IMAPS_PORT=%s\nSMTPS_PORT=%s\nMS_TLS_CERT=%s\n' "$IMAPS_PORT" "$SMTPS_PORT" "$D/tls/cert.pem" >>"$tmp"
+    fi
     chmod 0644 "$tmp"
     mv -f "$tmp" "$ENVF"
 }
+
+# TLS is on when the test put a certificate and its key into DIR/tls/.
+tls_on() { [[ -f $D/tls/cert.pem && -f $D/tls/key.pem ]]; }
 
 dovecot_major_minor() {
     dovecot --version 2>/dev/null | awk '{ split($1, a, "."); print a[1] "." a[2]; exit }'
@@ -362,6 +375,14 @@ add_user_files() {
 
 # ---------------------------------------------------------------- Dovecot
 
+dovecot_ssl_conf() {
+    if tls_on; then
+        printf 'ssl = yes\nssl_cert = <%s\nssl_key = <%s\n' "$D/tls/cert.pem" "$D/tls/key.pem"
+    else
+        printf 'ssl = no\n'
+    fi
+}
+
 write_dovecot_conf() {
     local ver
     ver=$(dovecot_major_minor)
@@ -389,7 +410,7 @@ log_timestamp = "%Y-%m-%d %H:%M:%S "
 auth_verbose = yes
 
 # Plaintext on loopback only (Dovecot 2.3 spelling; 2.4 calls it auth_allow_cleartext).
-ssl = no
+$(dovecot_ssl_conf)
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_username_format = %Lu
@@ -439,7 +460,7 @@ service imap-login {
     port = $IMAP_PORT
   }
   inet_listener imaps {
-    port = 0
+$(if tls_on; then printf '    address = 127.0.0.1\n    port = %s\n    ssl = yes\n' "$IMAPS_PORT"; else printf '    port = 0\n'; fi)
   }
 }
 service anvil {
@@ -629,6 +650,14 @@ biff = no
 append_dot_mydomain = no
 smtpd_banner = \$myhostname ESMTP Postfix (mailintake test)
 EOF
+    if tls_on; then
+        cat >>"$PC/main.cf.tmp" <<EOF
+# TLS (DIR/tls/ exists): STARTTLS offered on the SMTP port, implicit TLS on SMTPS_PORT.
+smtpd_tls_cert_file = $D/tls/cert.pem
+smtpd_tls_key_file = $D/tls/key.pem
+smtpd_tls_security_level = may
+EOF
+    fi
     backdate "$PC/main.cf.tmp"
     mv -f "$PC/main.cf.tmp" "$PC/main.cf"
     cat >"$PC/master.cf.tmp" <<EOF
@@ -657,6 +686,11 @@ anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
+    if tls_on; then
+        # tlsmgr: without it smtpd finds "no entropy for TLS key generation" and drops TLS.
+        printf '%s\n' "127.0.0.1:$SMTPS_PORT inet n - n - - smtpd -o smtpd_tls_wrappermode=yes" \
+            "tlsmgr    unix  -       -       n       1000?   1       tlsmgr" >>"$PC/master.cf.tmp"
+    fi
     backdate "$PC/master.cf.tmp"
     mv -f "$PC/master.cf.tmp" "$PC/master.cf"
     postmap_vmailbox
@@ -820,7 +854,7 @@ cmd_start() {
     trap 'start_failed $?' EXIT
 
     local fixed_imap=${IMAP_PORT:-} fixed_smtp=${SMTP_PORT:-} fixed_lmtp=${LMTP_PORT:-} env_pw=${MS_PASSWORD:-}
-    IMAP_PORT='' SMTP_PORT='' LMTP_PORT='' MS_PASSWORD=''
+    IMAP_PORT='' SMTP_PORT='' LMTP_PORT='' MS_PASSWORD='' IMAPS_PORT='' SMTPS_PORT=''
     if [[ -f $ENVF ]]; then load_env; fi   # restart of an existing set-up: same ports, same password
     [[ -n $fixed_imap ]] && IMAP_PORT=$fixed_imap
     [[ -n $fixed_smtp ]] && SMTP_PORT=$fixed_smtp
@@ -846,6 +880,10 @@ cmd_start() {
     : >>"$D/dovecot.log"
     : >>"$D/postfix.log"
 
+    if tls_on; then
+        use_port IMAPS_PORT 0 "${IMAP_PORT:-}" "${SMTP_PORT:-}" "${LMTP_PORT:-}"
+        use_port SMTPS_PORT 0 "$IMAPS_PORT" "${IMAP_PORT:-}" "${SMTP_PORT:-}" "${LMTP_PORT:-}"
+    fi
     # Dovecot first (Postfix needs the LMTP port).  If a port was taken by
     # another program between our check and the bind, pick a new one.
     local attempt rc fp pin_imap=0 pin_lmtp=0 pin_smtp=0

@@ -19,6 +19,20 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends dovecot-core dovecot-imapd dovecot-lmtpd postfix swaks >/dev/null
 fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy
+# The operations tests: openssl makes a CA (tests/tls.rs); systemd-analyze checks the packaged
+# units and cargo-deb builds the package (tests/package.rs, scripts/package.sh).
+ops_pkgs=()
+command -v openssl >/dev/null 2>&1 || ops_pkgs+=(openssl)
+command -v systemd-analyze >/dev/null 2>&1 || ops_pkgs+=(systemd)
+if [ ${#ops_pkgs[@]} -gt 0 ]; then
+  echo "== installing ${ops_pkgs[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${ops_pkgs[@]}" >/dev/null
+fi
+if ! command -v cargo-deb >/dev/null 2>&1; then
+  echo "== installing cargo-deb (about 2.5 min)"
+  cargo install --locked --quiet cargo-deb --version 3.8.0
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::mail::imap::{ImapSettings, Security};
-use crate::mail::smtp::{SmtpSecurity, SmtpSettings};
+use crate::mail::smtp::{Mailer, SmtpSecurity, SmtpSettings};
+use crate::mail::trust::Trust;
 use crate::verdict::rules::RuleFile;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -173,6 +174,8 @@ pub struct ImapConfig {
     pub username: String,
     pub password_env: Option<String>,
     pub password_file: Option<PathBuf>,
+    /// PEM file of CA certificates trusted besides the system's (an internal or national CA).
+    pub ca_file: Option<PathBuf>,
     #[serde(default = "d_inbox")]
     pub mailbox: String,
     #[serde(default)]
@@ -241,6 +244,8 @@ pub struct SmtpConfig {
     pub username: Option<String>,
     pub password_env: Option<String>,
     pub password_file: Option<PathBuf>,
+    /// PEM file of CA certificates trusted besides the system's (an internal or national CA).
+    pub ca_file: Option<PathBuf>,
     pub from: String,
     #[serde(default = "d_from_name")]
     pub from_name: String,
@@ -264,6 +269,9 @@ pub struct SmtpConfig {
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     pub path: PathBuf,
+    /// Raw mail of tickets closed, and of refused mail recorded, more than this many days ago is
+    /// cut to its header block by `mailintake prune` (rows and fields stay). Unset: kept forever.
+    pub keep_raw_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -291,7 +299,8 @@ impl Default for LimitsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
-    /// "text" or "json" (for journald).
+    /// "auto" (journald under systemd, else text), "text", "json" or "journald";
+    /// `MAILINTAKE_LOG_FORMAT` overrides it (see [`crate::logging`]).
     #[serde(default = "d_log_format")]
     pub format: String,
     /// A tracing filter, e.g. "info" or "mailintake=debug".
@@ -378,7 +387,7 @@ fn d_replies_per_day() -> u32 {
     40
 }
 fn d_log_format() -> String {
-    "text".into()
+    "auto".into()
 }
 fn d_log_level() -> String {
     "info".into()
@@ -430,6 +439,18 @@ impl Config {
         if let Err((key, msg)) = cfg.auth.settings() {
             return Err(file.error(key, msg).to_string());
         }
+        for (key, ca) in [
+            ("imap.ca_file", &mut cfg.imap.ca_file),
+            ("smtp.ca_file", &mut cfg.smtp.ca_file),
+        ] {
+            if let Some(p) = ca {
+                if p.is_relative() {
+                    *p = base.join(&*p);
+                }
+                // A wrong CA file is found at start, not at the first connection.
+                crate::mail::trust::read_ca_file(p).map_err(|e| file.error(key, e).to_string())?;
+            }
+        }
         for (sec, host) in [
             (
                 "imap",
@@ -452,6 +473,14 @@ impl Config {
                     .to_string());
             }
         }
+        if cfg.store.keep_raw_days == Some(0) {
+            return Err(file
+                .error(
+                    "store.keep_raw_days",
+                    "must be at least 1 (leave it out to keep raw mail forever)",
+                )
+                .to_string());
+        }
         if cfg.imap.idle_minutes == 0 || cfg.imap.idle_minutes > 29 {
             return Err(file
                 .error("imap.idle_minutes", "must be between 1 and 29 (RFC 2177)")
@@ -467,9 +496,12 @@ impl Config {
                     .to_string());
             }
         }
-        if cfg.log.format != "text" && cfg.log.format != "json" {
+        if !crate::logging::FORMATS.contains(&cfg.log.format.as_str()) {
             return Err(file
-                .error("log.format", "must be \"text\" or \"json\"")
+                .error(
+                    "log.format",
+                    format!("must be one of {}", crate::logging::FORMATS.join(", ")),
+                )
                 .to_string());
         }
         Ok(cfg)
@@ -503,6 +535,21 @@ impl Config {
             from_name: Some(self.smtp.from_name.clone()),
             timeout: Duration::from_secs(self.smtp.timeout_seconds.max(1)),
         })
+    }
+
+    /// The roots the IMAP connection trusts: the system's and `imap.ca_file`.
+    pub fn imap_trust(&self) -> Result<Trust, String> {
+        Trust::with_ca_file(self.imap.ca_file.as_deref()).map_err(|e| format!("imap.ca_file: {e}"))
+    }
+
+    /// The roots the SMTP connection trusts: the system's and `smtp.ca_file`.
+    pub fn smtp_trust(&self) -> Result<Trust, String> {
+        Trust::with_ca_file(self.smtp.ca_file.as_deref()).map_err(|e| format!("smtp.ca_file: {e}"))
+    }
+
+    /// The SMTP client for these settings and roots.
+    pub fn mailer(&self) -> Result<Mailer, String> {
+        Mailer::with_trust(&self.smtp_settings()?, self.smtp_trust()?).map_err(|e| e.to_string())
     }
 
     /// The address that receives a copy of every reply.

@@ -201,7 +201,8 @@ impl Daemon {
     }
 
     async fn connect(&self, settings: &ImapSettings) -> Result<(ImapConn, u32), ImapError> {
-        let mut conn = ImapConn::connect(settings).await?;
+        let trust = self.cfg.imap_trust().map_err(ImapError::Tls)?;
+        let mut conn = ImapConn::connect_trusting(settings, &trust).await?;
         let uidvalidity = conn.select(&self.cfg.imap.mailbox).await?;
         let f = &self.cfg.imap.folders;
         for folder in [
@@ -711,7 +712,7 @@ impl Daemon {
     pub async fn run_once(&self) -> Result<PassStats, String> {
         let _lock = lock_store(&self.cfg.store.path)?;
         let settings = self.cfg.imap_settings()?;
-        let mailer = Mailer::new(&self.cfg.smtp_settings()?).map_err(|e| e.to_string())?;
+        let mailer = self.cfg.mailer()?;
         let mut store = self.open_store()?;
         let (mut conn, uidvalidity) = self.connect(&settings).await.map_err(|e| e.to_string())?;
         let mut total = self
@@ -762,7 +763,7 @@ impl Daemon {
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) -> Result<(), String> {
         let _lock = lock_store(&self.cfg.store.path)?;
         let settings = self.cfg.imap_settings()?;
-        let mailer = Mailer::new(&self.cfg.smtp_settings()?).map_err(|e| e.to_string())?;
+        let mailer = self.cfg.mailer()?;
         let sender = {
             let me = self.clone();
             let mut store = me.open_store()?;

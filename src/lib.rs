@@ -14,7 +14,8 @@
 //!   - [`verdict::engine`]: the engine itself.
 //! - [`store`] — SQLite: the ledger of every mail, tickets, correspondence, events, the outbox
 //!   ([`store::outbox`]) and the state changes both the intake and the desk write
-//!   ([`store::acceptance`]). Depends on `verdict` only.
+//!   ([`store::acceptance`]), online backup and restore of the file ([`store::backup`]).
+//!   Depends on `verdict` only.
 //! - [`mail`] — the edges to mail servers: [`mail::imap`] (async-imap, IDLE, MOVE),
 //!   [`mail::smtp`] (lettre; 4xx/5xx told apart), [`mail::replies`] (reply texts and templates),
 //!   [`mail::auth`] (DKIM/SPF/DMARC verified by mail-auth with DNS, or DNS answers from a file).
@@ -22,12 +23,16 @@
 //!   notifications), [`desk::tickets`] (views), [`desk::calendar`] (working hours, the 8-hour
 //!   deadline), [`desk::digest`], [`desk::quarantine`], [`desk::replay`], [`desk::stats`].
 //! - The programs on top: [`config`] (the daemon's TOML), [`daemon`] (intake passes, the outbox
-//!   sender, reconnects, shutdown), [`check`] (the `check` command); `main.rs` is the CLI.
+//!   sender, reconnects, shutdown), [`check`] (the `check` command), [`maintenance`] (backup,
+//!   restore, retention of raw mail), [`logging`] (text, JSON lines or journald); `main.rs` is
+//!   the CLI.
 
 pub mod check;
 pub mod config;
 pub mod daemon;
 pub mod desk;
+pub mod logging;
 pub mod mail;
+pub mod maintenance;
 pub mod store;
 pub mod verdict;

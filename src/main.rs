@@ -16,7 +16,6 @@ use mailintake::desk::replay;
 use mailintake::desk::stats;
 use mailintake::desk::tickets;
 use mailintake::desk::workflow;
-use mailintake::mail::smtp::Mailer;
 use mailintake::store::{ReplyRequest, Status, Store};
 use mailintake::verdict::rules::RuleSet;
 use mailintake::verdict::FormFields;
@@ -135,6 +134,36 @@ enum Command {
         since: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+    /// Copy the store while the daemon runs (SQLite online backup) and write DEST.sha256 beside it.
+    Backup {
+        #[arg(long)]
+        config: PathBuf,
+        /// A file, or a folder that gets mailintake-YYYYMMDD-HHMMSS.db (UTC).
+        dest: PathBuf,
+        /// With a folder as DEST: keep only the newest N backups there.
+        #[arg(long, value_name = "N")]
+        keep: Option<usize>,
+    },
+    /// Cut raw mail past [store] keep_raw_days to its headers (rows and fields stay); VACUUM
+    /// when a quarter of the file is free. Safe while the daemon runs; meant for a nightly timer.
+    Prune {
+        #[arg(long)]
+        config: PathBuf,
+        /// VACUUM even when little is free.
+        #[arg(long)]
+        vacuum: bool,
+    },
+    /// Put a backup in place of the store (stop the daemon first); the replaced store is kept.
+    Restore {
+        #[arg(long)]
+        config: PathBuf,
+        /// The backup file (its .sha256 beside it is checked when present).
+        from: PathBuf,
+        /// The IMAP password for checking the mailbox for replies sent after the backup, when
+        /// the configured one is a credential only the service sees (/etc/mailintake/imap.pass).
+        #[arg(long, value_name = "FILE")]
+        imap_password_file: Option<PathBuf>,
     },
 }
 
@@ -294,29 +323,10 @@ fn open_store(path: &std::path::Path) -> Result<Store, String> {
     Store::open(&cfg.store.path).map_err(|e| format!("{}: {e}", cfg.store.path.display()))
 }
 
-fn init_logs(cfg: &Config) {
-    let mut filter = tracing_subscriber::EnvFilter::try_from_env("MAILINTAKE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
-    // The protocol crates log whole commands and mail at trace level (LOGIN with the password,
-    // message bodies with patient data): they never go below `warn`, whatever the filter says.
-    for quiet in [
-        "async_imap=warn",
-        "imap_proto=warn",
-        "lettre=warn",
-        "rustls=warn",
-    ] {
-        if let Ok(d) = quiet.parse() {
-            filter = filter.add_directive(d);
-        }
-    }
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if cfg.log.format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+/// Text without colour codes unless stderr is a terminal, JSON lines, or journald's fields
+/// (see `mailintake::logging`).
+fn init_logs(cfg: &Config) -> Result<(), String> {
+    mailintake::logging::init(&cfg.log).map(|_| ())
 }
 
 fn run_daemon(config: PathBuf, once: bool) -> ExitCode {
@@ -324,7 +334,9 @@ fn run_daemon(config: PathBuf, once: bool) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    init_logs(&cfg);
+    if let Err(e) = init_logs(&cfg) {
+        return fail(e);
+    }
     let daemon = match Daemon::new(cfg) {
         Ok(d) => std::sync::Arc::new(d),
         Err(e) => return fail(e),
@@ -464,11 +476,7 @@ fn digest_command(config: PathBuf, send: bool, html: bool) -> ExitCode {
         Ok(d) => d,
         Err(e) => return fail(e),
     };
-    let mailer = match daemon
-        .cfg
-        .smtp_settings()
-        .and_then(|s| Mailer::new(&s).map_err(|e| e.to_string()))
-    {
+    let mailer = match daemon.cfg.mailer() {
         Ok(m) => m,
         Err(e) => return fail(e),
     };
@@ -555,9 +563,42 @@ fn quarantine_release(config: PathBuf, id: i64, force: bool, actor: Option<Strin
     }
 }
 
+/// `--version` also names the newest store schema this binary reads, so an administrator can
+/// tell before an upgrade or a downgrade whether the store will be migrated or refused.
+fn parse_cli() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let version: &'static str = Box::leak(
+        format!(
+            "{} (store schema {})",
+            env!("CARGO_PKG_VERSION"),
+            mailintake::store::SCHEMA_VERSION
+        )
+        .into_boxed_str(),
+    );
+    let matches = Cli::command().version(version).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     match cli.command {
+        Command::Backup { config, dest, keep } => print_or_fail(
+            load_config(&config).and_then(|cfg| mailintake::maintenance::backup(&cfg, &dest, keep)),
+        ),
+        Command::Prune { config, vacuum } => print_or_fail(
+            load_config(&config).and_then(|cfg| mailintake::maintenance::prune(&cfg, vacuum)),
+        ),
+        Command::Restore {
+            config,
+            from,
+            imap_password_file,
+        } => print_or_fail(load_config(&config).and_then(|mut cfg| {
+            if let Some(f) = imap_password_file {
+                cfg.imap.password_env = None;
+                cfg.imap.password_file = Some(f);
+            }
+            mailintake::maintenance::restore(&cfg, &from)
+        })),
         Command::Run { config, once } => run_daemon(config, once),
         Command::Tickets {
             config,
@@ -628,13 +669,14 @@ fn main() -> ExitCode {
             let store = Store::open(&cfg.store.path)
                 .map_err(|e| format!("{}: {e}", cfg.store.path.display()))?;
             let s = stats::stats(&store, &cal, since, Timestamp::now())?;
+            let (size_line, size_json) =
+                mailintake::maintenance::size_line(&store, &cfg.store.path)?;
             Ok(if json {
-                format!(
-                    "{}\n",
-                    serde_json::to_string(&s).map_err(|e| e.to_string())?
-                )
+                let mut v = serde_json::to_value(&s).map_err(|e| e.to_string())?;
+                v["store"] = size_json;
+                format!("{v}\n")
             } else {
-                stats::render(&s)
+                stats::render(&s) + &size_line
             })
         })),
         Command::Ticket { action } => match action {

@@ -389,6 +389,15 @@ pub fn release(
     if !OUTCOMES.contains(&m.outcome.as_str()) {
         return Err(not_quarantined(&m));
     }
+    let pruned =
+        crate::store::retention::raw_pruned_at(store, mail_id).map_err(|e| e.to_string())?;
+    if let (Some(at), false) = (pruned, force_accept) {
+        return Err(format!(
+            "тело письма #{mail_id} удалено по сроку хранения (store.keep_raw_days) {}: правила не могут \
+             оценить его заново; выпустить его можно только решением оператора (--force-accept)",
+            crate::store::local_time(&at)
+        ));
+    }
     let current = if m.headers_only {
         if !force_accept {
             return Err(format!(

@@ -131,7 +131,8 @@ pub(crate) fn since_param(since: Option<Timestamp>) -> Option<String> {
 }
 
 /// Mails a replay judges: everything but copies of our replies and duplicates.
-const REPLAYED: &str = "outcome NOT IN ('own_reply', 'duplicate')
+// Mail whose raw bytes were pruned (`store.keep_raw_days`) has no body left to judge.
+const REPLAYED: &str = "outcome NOT IN ('own_reply', 'duplicate') AND raw_pruned_at IS NULL
      AND (?1 IS NULL OR julianday(arrived_at) >= julianday(?1))";
 
 /// Judge every stored mail (arrived at or after `since`) with `rules` and report what would

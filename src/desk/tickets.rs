@@ -202,6 +202,15 @@ pub fn attachment(store: &Store, id: i64, name: &str) -> Result<Vec<u8>, String>
                 }
             )
         })?;
+    if let Some(at) =
+        crate::store::retention::raw_pruned_at(store, found.mail_id).map_err(|e| e.to_string())?
+    {
+        return Err(format!(
+            "вложение «{}» удалено вместе с исходным письмом по сроку хранения (store.keep_raw_days) {}",
+            found.name,
+            crate::store::local_time(&at)
+        ));
+    }
     let raw = store
         .raw_mail(found.mail_id)
         .map_err(|e| e.to_string())?

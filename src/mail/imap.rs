@@ -46,6 +46,8 @@ use tokio::sync::watch;
 use tokio::time::{timeout, Instant};
 use tracing::debug;
 
+use crate::mail::trust::Trust;
+
 /// RFC 2177 lets a server drop an IDLE client after 30 minutes; re-issue well before that.
 const MAX_IDLE: Duration = Duration::from_secs(25 * 60);
 
@@ -189,21 +191,12 @@ pub enum Wake {
 }
 
 /// Builds the TLS client configuration: ring as the crypto provider, named explicitly, and
-/// the Mozilla roots from webpki-roots.
+/// the system's trust store (see [`crate::mail::trust`]).
 ///
 /// Naming the provider matters: `ClientConfig::builder()` picks a process-wide default and
 /// panics when two providers (ring and aws-lc-rs) are compiled into one binary.
 pub fn tls_client_config() -> Result<Arc<rustls::ClientConfig>, ImapError> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ImapError::Tls(format!("TLS configuration: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    Trust::system().rustls_config().map_err(ImapError::Tls)
 }
 
 /// True if `keyword` can be stored as an IMAP keyword (an atom, RFC 3501 `flag-keyword`).
@@ -303,7 +296,23 @@ impl ImapConn {
     /// Connects, protects the stream as `s.security` says, reads the greeting, logs in and
     /// reads the capabilities. Each step is bounded by `s.timeout`.
     pub async fn connect(s: &ImapSettings) -> Result<ImapConn, ImapError> {
-        ImapConn::connect_with(s, tls_client_config()?).await
+        ImapConn::connect_trusting(s, &Trust::system()).await
+    }
+
+    /// [`ImapConn::connect`] trusting these roots (the system's plus `imap.ca_file`). A
+    /// certificate that none of them issued is a [`ImapError::Tls`] naming the host, the reason
+    /// and where the administrator adds the CA.
+    pub async fn connect_trusting(s: &ImapSettings, trust: &Trust) -> Result<ImapConn, ImapError> {
+        let config = trust.rustls_config().map_err(ImapError::Tls)?;
+        match ImapConn::connect_with(s, config).await {
+            Err(ImapError::Tls(m)) if m.contains("certificate") => Err(ImapError::Tls(format!(
+                "{m} ({}:{}); {}",
+                s.host,
+                s.port,
+                trust.hint("imap")
+            ))),
+            other => other,
+        }
     }
 
     /// [`ImapConn::connect`] with a given TLS configuration (tests bring their own root).

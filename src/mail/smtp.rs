@@ -18,11 +18,12 @@ use std::time::Duration;
 
 use lettre::address::Envelope;
 
+use crate::mail::trust::Trust;
 use crate::store::outbox::OutgoingMail;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::Tls;
 use lettre::transport::smtp::PoolConfig;
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Deserialize;
@@ -271,6 +272,8 @@ pub fn build(mail: &OutgoingMail, s: &SmtpSettings) -> Result<Message, SendError
 /// timeout or a relay whose configuration changed under a pooled connection.
 pub struct Mailer {
     settings: SmtpSettings,
+    /// The roots the server's certificate is checked against (system + `smtp.ca_file`).
+    trust: Trust,
     // Built on first use: lettre's pool spawns a Tokio task, so it needs a running runtime,
     // while `Mailer::new` may be called before one exists.
     transport: tokio::sync::OnceCell<AsyncSmtpTransport<Tokio1Executor>>,
@@ -287,10 +290,16 @@ impl fmt::Debug for Mailer {
 impl Mailer {
     /// Checks the settings; connects only on the first [`send`](Mailer::send).
     pub fn new(s: &SmtpSettings) -> Result<Mailer, SendError> {
-        transport_builder(s)?;
+        Mailer::with_trust(s, Trust::system())
+    }
+
+    /// [`Mailer::new`] trusting these roots (the system's plus `smtp.ca_file`).
+    pub fn with_trust(s: &SmtpSettings, trust: Trust) -> Result<Mailer, SendError> {
+        transport_builder(s, &trust)?;
         parse_address("sender", &s.from)?;
         Ok(Mailer {
             settings: s.clone(),
+            trust,
             transport: tokio::sync::OnceCell::new(),
         })
     }
@@ -301,7 +310,7 @@ impl Mailer {
         let transport = self
             .transport
             .get_or_try_init(|| async {
-                transport_builder(&self.settings).map(|b| b.build::<Tokio1Executor>())
+                transport_builder(&self.settings, &self.trust).map(|b| b.build::<Tokio1Executor>())
             })
             .await?;
         let limit = self.settings.timeout.saturating_mul(4);
@@ -313,6 +322,24 @@ impl Mailer {
                     "mail accepted by the SMTP server"
                 );
                 Ok(())
+            }
+            // A certificate no trusted CA issued: say which server and where the CA goes.
+            Ok(Err(e)) if e.is_tls() || error_chain(&e).contains("certificate") => {
+                // lettre repeats its layers ("Connection error: Connection error: …"): each
+                // distinct part once.
+                let mut parts: Vec<String> = Vec::new();
+                for p in error_chain(&e).split(": ") {
+                    if !parts.iter().any(|q| q == p) {
+                        parts.push(p.to_string());
+                    }
+                }
+                Err(SendError::Transient(format!(
+                    "TLS with {}:{}: {}; {}",
+                    self.settings.host,
+                    self.settings.port,
+                    parts.join(": "),
+                    self.trust.hint("smtp")
+                )))
             }
             Ok(Err(e)) => Err(SendError::from_smtp(e)),
             Err(_) => Err(SendError::Transient(format!(
@@ -338,13 +365,16 @@ impl Drop for Mailer {
 
 fn transport_builder(
     s: &SmtpSettings,
+    trust: &Trust,
 ) -> Result<lettre::transport::smtp::AsyncSmtpTransportBuilder, SendError> {
     let config = |m: String| SendError::Permanent(format!("SMTP settings: {m}"));
     if s.host.trim().is_empty() {
         return Err(config("host is empty".into()));
     }
     let tls = |host: &str| {
-        TlsParameters::new(host.to_string()).map_err(|e| config(format!("TLS for {host}: {e}")))
+        trust
+            .lettre_parameters(host)
+            .map_err(|e| config(format!("TLS for {host}: {e}")))
     };
     let builder = match s.security {
         SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)

@@ -16,7 +16,9 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 
 pub mod acceptance;
+pub mod backup;
 pub mod outbox;
+pub mod retention;
 
 use crate::verdict::{Decision, FormFields, Verdict};
 use outbox::OutgoingMail;
@@ -247,7 +249,8 @@ pub struct Store {
     conn: Connection,
 }
 
-const SCHEMA_VERSION: i64 = 2;
+/// The newest schema this binary knows (`mailintake --version` prints it).
+pub const SCHEMA_VERSION: i64 = 3;
 
 const MIGRATIONS: &[&str] = &[
     // 1: the first schema.
@@ -358,6 +361,11 @@ const MIGRATIONS: &[&str] = &[
         outbox_id INTEGER REFERENCES outbox (id)
     );
     "#,
+    // 3: retention of raw mail (`store.keep_raw_days`): when a mail's raw bytes were cut to its
+    // header block.
+    r#"
+    ALTER TABLE mails ADD COLUMN raw_pruned_at TEXT;
+    "#,
 ];
 
 /// Stored instants are compared as text in SQL (`next_attempt_at <= ?`), so they have one fixed
@@ -414,9 +422,7 @@ impl Store {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version > SCHEMA_VERSION {
-            return Err(StoreError::Other(format!(
-                "the store has schema version {version}, newer than this mailintake ({SCHEMA_VERSION}); upgrade mailintake"
-            )));
+            return Err(StoreError::Other(backup::newer_schema_sentence(version)));
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             tx.execute_batch(sql)?;

@@ -22,10 +22,17 @@ pub struct Servers {
 
 impl Servers {
     pub fn start() -> Servers {
+        Servers::start_with(|_| {})
+    }
+
+    /// [`Servers::start`] after `prepare` has put files into the set-up folder (e.g. `tls/`
+    /// with a certificate, which turns TLS on: see scripts/mailservers.sh).
+    pub fn start_with(prepare: impl FnOnce(&Path)) -> Servers {
         let dir = tempfile::Builder::new()
             .prefix("mailintake-test-")
             .tempdir()
             .unwrap();
+        prepare(dir.path());
         let out = Command::new("bash")
             .arg(root().join("scripts/mailservers.sh"))
             .arg("start")

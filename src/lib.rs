@@ -28,3 +28,4 @@ pub mod desk;
 pub mod mail;
 pub mod store;
 pub mod verdict;
+pub mod web;

@@ -79,7 +79,7 @@ fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
 
-pub async fn root() -> Response {
+pub async fn root(_a: Authed) -> Response {
     see_other("/queue")
 }
 

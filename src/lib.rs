@@ -17,9 +17,12 @@
 //!   [`mail::smtp`] (lettre; 4xx/5xx told apart), [`mail::replies`] (reply texts and templates).
 //! - [`desk`] — the support desk over the store: [`desk::workflow`] (assign, status, priority,
 //!   notifications), [`desk::tickets`] (views), [`desk::calendar`] (working hours, the 8-hour
-//!   deadline), [`desk::digest`], [`desk::quarantine`], [`desk::replay`], [`desk::stats`].
+//!   deadline), [`desk::digest`], [`desk::quarantine`], [`desk::replay`], [`desk::stats`],
+//!   [`desk::console`] (the web console's queries: queue, ticket page, counters),
+//!   [`desk::users`] (console accounts, argon2).
 //! - The programs on top: [`config`] (the daemon's TOML), [`daemon`] (intake passes, the outbox
-//!   sender, reconnects, shutdown), [`check`] (the `check` command); `main.rs` is the CLI.
+//!   sender, reconnects, shutdown), [`check`] (the `check` command), [`web`] (the operators' web
+//!   console: axum + askama over the desk functions); `main.rs` is the CLI.
 
 pub mod check;
 pub mod config;

@@ -116,6 +116,22 @@ fn mail_with_screenshot(subject: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Clicks the element `css` and waits for the page it leads to to replace this one.
+async fn submit(c: &Client, css: &str) {
+    let old = c.find(Locator::Css("html")).await.unwrap();
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let end = Instant::now() + std::time::Duration::from_secs(15);
+    while old.tag_name().await.is_ok() {
+        assert!(Instant::now() < end, "{css} did not load a new page");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 async fn text_of(c: &Client, css: &str) -> String {
     c.find(Locator::Css(css))
         .await
@@ -204,12 +220,7 @@ async fn an_operator_works_the_desk_in_chromium() {
         .send_keys(ADMIN.1)
         .await
         .unwrap();
-    c.find(Locator::Id("login"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit(&c, "#login").await;
     assert_eq!(c.current_url().await.unwrap().path(), "/queue");
 
     // The old ticket is marked overdue; the new one is in the queue too.
@@ -223,18 +234,8 @@ async fn an_operator_works_the_desk_in_chromium() {
     // Find the new ticket by searching for its sender, and open it.
     let search = c.find(Locator::Css("input[name=q]")).await.unwrap();
     search.send_keys("t.ivanova").await.unwrap();
-    c.find(Locator::Css("form.filters button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.find(Locator::Css(&format!("#t{ticket} td.subject a")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit(&c, "form.filters button").await;
+    submit(&c, &format!("#t{ticket} td.subject a")).await;
     assert_eq!(
         c.current_url().await.unwrap().path(),
         format!("/tickets/{ticket}")
@@ -265,12 +266,7 @@ async fn an_operator_works_the_desk_in_chromium() {
         .send_keys("Петров П.П.")
         .await
         .unwrap();
-    c.find(Locator::Id("assign"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit(&c, "#assign").await;
     assert!(flash(&c).await.contains("назначена на Петров П.П."));
     assert_eq!(text_of(&c, "#assignee").await, "Петров П.П.");
     assert_eq!(text_of(&c, "#status").await, "Назначена");
@@ -283,12 +279,7 @@ async fn an_operator_works_the_desk_in_chromium() {
         .send_keys(question)
         .await
         .unwrap();
-    c.find(Locator::Id("ask"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit(&c, "#ask").await;
     assert_eq!(text_of(&c, "#status").await, "Обратная связь");
     let history = text_of(&c, "table.history").await;
     assert!(
@@ -310,39 +301,19 @@ async fn an_operator_works_the_desk_in_chromium() {
         .select_by_value("resolved")
         .await
         .unwrap();
-    c.find(Locator::Css("#status-form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit(&c, "#status-form button").await;
     assert!(flash(&c).await.contains("нужен комментарий"));
 
     // Release the quarantined mail: the rules still refuse it, an admin accepts it anyway.
     c.goto(&format!("{base}/quarantine")).await.unwrap();
-    c.find(Locator::Css(&format!("#m{quarantined} a")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.find(Locator::Id("release"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit(&c, &format!("#m{quarantined} a")).await;
+    submit(&c, "#release").await;
     assert!(
         flash(&c).await.contains("sender_domain"),
         "{}",
         flash(&c).await
     );
-    c.find(Locator::Id("force-accept"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit(&c, "#force-accept").await;
     let said = flash(&c).await;
     assert!(said.contains('#'), "{said}");
     let released = wait_for(20, || {

@@ -120,12 +120,21 @@ pub struct QueueLine {
     pub due_note: &'static str,
 }
 
+/// "26.11 12:37": the queue's dates without the year, to keep rows on one line.
+fn short_time(stored: &str) -> String {
+    let full = local_time(stored);
+    match (full.get(..5), full.get(10..)) {
+        (Some(day), Some(time)) if full.len() == 16 => format!("{day}{time}"),
+        _ => full,
+    }
+}
+
 impl QueueLine {
     pub fn new(r: &QueueRow, now: Timestamp) -> QueueLine {
         let class = due_class(r.accept_due.as_deref(), r.awaiting, now);
         QueueLine {
             id: r.id,
-            arrived: local_time(&r.arrived_at),
+            arrived: short_time(&r.arrived_at),
             status: r.status.russian().into(),
             status_code: r.status.as_str().into(),
             priority: priority_ru(&r.priority),
@@ -139,7 +148,7 @@ impl QueueLine {
                 .accept_due
                 .as_deref()
                 .filter(|_| r.awaiting)
-                .map(local_time)
+                .map(short_time)
                 .unwrap_or_default(),
             due_class: class,
             due_note: due_note(class),

@@ -13,7 +13,8 @@ ROUNDS=${2:-200}
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   cargo build --release --quiet --bin mailintake --example web_bench_store
 fi
-BIN=target/release/mailintake
+TARGET=${TARGET:-target/release}   # TARGET=target/debug SKIP_BUILD=1: try the script quickly
+BIN=$TARGET/mailintake
 DIR=$(mktemp -d /tmp/mailintake-webbench.XXXXXX)
 WEB_PID=
 cleanup() {
@@ -47,7 +48,7 @@ listen = "127.0.0.1:$PORT"
 TOML
 echo "== filling a store with $N tickets"
 start=$(date +%s)
-SHOTS=$(target/release/examples/web_bench_store "$DIR/mailintake.db" "$N")
+SHOTS=$("$TARGET"/examples/web_bench_store "$DIR/mailintake.db" "$N")
 echo "   done in $(( $(date +%s) - start )) s; $(du -h "$DIR/mailintake.db" | cut -f1) on disk; ticket with 10 screenshots: #$SHOTS"
 echo 'bench-password' | "$BIN" user add bench --role admin --config "$DIR/mailintake.toml" >/dev/null
 MAILINTAKE_LOG=warn "$BIN" web --config "$DIR/mailintake.toml" 2>"$DIR/web.log" &

@@ -71,7 +71,8 @@ pub struct QueueQuery {
     pub status: StatusFilter,
     pub priority: Option<Priority>,
     pub assignee: AssigneeFilter,
-    /// Ticket number (`123`, `#123`), or part of the sender, organisation, patient card or subject.
+    /// `#123`: that ticket only; otherwise the ticket number (`123`) or part of the sender,
+    /// organisation, patient card or subject.
     pub search: Option<String>,
     /// From 0.
     pub page: u32,
@@ -155,8 +156,16 @@ fn filter_terms(q: &QueueQuery) -> (Vec<String>, Vec<Value>) {
         .as_deref()
         .map(|s| s.trim().chars().take(MAX_SEARCH_CHARS).collect())
         .filter(|s: &String| !s.is_empty());
-    if let Some(s) = search {
-        let number = s.strip_prefix('#').unwrap_or(&s);
+    if let Some(n) = search
+        .as_deref()
+        .and_then(|s| s.strip_prefix('#'))
+        .and_then(|n| n.trim().parse::<i64>().ok())
+    {
+        // `#123` is the ticket number and nothing else: one rowid lookup.
+        terms.push("id = ?".into());
+        args.push(Value::Integer(n));
+    } else if let Some(s) = search {
+        let number = s.as_str();
         let like = contains_pattern(&s);
         let mut any = vec![
             "sender LIKE ? ESCAPE '\\'",

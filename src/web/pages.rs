@@ -271,7 +271,12 @@ fn queue_link(p: &QueueParams, page: u32) -> String {
 }
 
 pub async fn queue(State(c): St, a: Authed, Query(p): Query<QueueParams>) -> Response {
-    let status = StatusFilter::parse(&p.status).unwrap_or_default();
+    // A search looks through every status unless one is chosen: a ticket number or a sender is
+    // usually asked about after the ticket was closed.
+    let status = match (p.status.trim(), p.q.trim()) {
+        ("", q) if !q.is_empty() => StatusFilter::All,
+        (s, _) => StatusFilter::parse(s).unwrap_or_default(),
+    };
     let priority = Priority::parse(p.priority.trim());
     let assignee = match p.assignee.trim() {
         "" => AssigneeFilter::Anyone,
@@ -333,7 +338,7 @@ pub async fn queue(State(c): St, a: Authed, Query(p): Query<QueueParams>) -> Res
         lines,
         total: found.total,
         awaiting: found.awaiting,
-        page: page.min(pages.max(page)),
+        page,
         pages,
         search: p.q.clone(),
         statuses,

@@ -889,3 +889,33 @@ pub async fn stats_page(State(c): St, a: Authed, Query(p): Query<StatsParams>) -
         median_wall: minutes_label(s.median_accept_minutes),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_raster_images_are_shown_inline() {
+        assert_eq!(sniff_image(b"\x89PNG\r\n\x1a\n...."), Some("image/png"));
+        assert_eq!(sniff_image(&[0xFF, 0xD8, 0xFF, 0xE0]), Some("image/jpeg"));
+        assert_eq!(sniff_image(b"GIF89a...."), Some("image/gif"));
+        assert_eq!(sniff_image(b"<svg onload=alert(1)>"), None);
+        assert_eq!(sniff_image(b"<html><script>"), None);
+        assert_eq!(sniff_image(b""), None);
+    }
+
+    #[test]
+    fn download_names_cannot_break_the_header() {
+        assert_eq!(ascii_name("отчёт \"1\";.html"), "_______1__.html");
+        assert_eq!(ascii_name("скриншот"), "attachment");
+        assert_eq!(rfc8187("a b\"ё"), "a%20b%22%D1%91");
+    }
+
+    #[test]
+    fn browser_wording_of_cli_refusals() {
+        assert_eq!(
+            for_browser("Для статуса «Решена» нужен --comment: что сделано"),
+            "Для статуса «Решена» нужен комментарий: что сделано"
+        );
+    }
+}

@@ -504,3 +504,29 @@ pub fn minutes_label(m: Option<f64>) -> String {
         Some(m) => format!("{} ч {:02.0} мин", (m / 60.0).floor(), m % 60.0),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_stand_out_only_while_awaiting() {
+        let now: Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
+        assert_eq!(
+            due_class(Some("2026-11-26T09:59:00Z"), true, now),
+            "overdue"
+        );
+        assert_eq!(due_class(Some("2026-11-26T10:59:00Z"), true, now), "soon");
+        assert_eq!(due_class(Some("2026-11-26T11:01:00Z"), true, now), "");
+        assert_eq!(due_class(Some("2026-11-26T09:59:00Z"), false, now), "");
+        assert_eq!(due_class(None, true, now), "");
+        assert_eq!(due_class(Some("garbage"), true, now), "");
+    }
+
+    #[test]
+    fn bars_scale_to_the_largest_value() {
+        let b = bars(&[("a".into(), 10, "x".into()), ("b".into(), 5, "y".into())]);
+        assert_eq!((b[0].width, b[1].width, b[1].y), (300, 150, 22));
+        assert_eq!(bars(&[("z".into(), 0, String::new())])[0].width, 0);
+    }
+}

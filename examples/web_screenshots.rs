@@ -48,11 +48,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .capabilities(caps)
         .connect(driver)
         .await?;
-    // The screen is 1366×768 inside the window: add what the window's frame takes.
-    c.set_window_size(1366, 768).await?;
+    // The screen is 1366×768 (or SCREEN=WxH, e.g. 390x844 for a phone) inside the window: add
+    // what the window's frame takes.
+    let (w, h) = std::env::var("SCREEN")
+        .ok()
+        .and_then(|s| {
+            let (w, h) = s.split_once('x')?;
+            Some((w.parse().ok()?, h.parse().ok()?))
+        })
+        .unwrap_or((1366u32, 768u32));
+    c.set_window_size(w, h).await?;
     let inner = c.execute("return window.innerHeight;", vec![]).await?;
-    let frame = 768 - inner.as_u64().unwrap_or(768).min(768) as u32;
-    c.set_window_size(1366, 768 + frame).await?;
+    let frame = h - inner.as_u64().unwrap_or(h.into()).min(h.into()) as u32;
+    c.set_window_size(w, h + frame).await?;
     c.goto(&format!("{base}/login")).await?;
     c.find(Locator::Id("username"))
         .await?

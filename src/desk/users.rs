@@ -170,21 +170,42 @@ fn dummy_hash() -> &'static str {
     DUMMY.get_or_init(|| hash_password("mailintake: no such account").unwrap_or_default())
 }
 
+/// An account looked up for a login, to be checked with [`Login::check`] — apart, so a caller can
+/// run the slow argon2 check without holding the store.
+#[derive(Debug, Clone)]
+pub struct Login {
+    found: Option<(User, String)>,
+}
+
+pub fn lookup(store: &Store, name: &str) -> Result<Login, String> {
+    Ok(Login {
+        found: account(store, name)?,
+    })
+}
+
+impl Login {
+    /// The account when `password` is its password; `None` for a wrong password or an unknown
+    /// name (which costs the same argon2 run).
+    pub fn check(self, password: &str) -> Option<User> {
+        let hash = self
+            .found
+            .as_ref()
+            .map(|(_, h)| h.as_str())
+            .unwrap_or_else(|| dummy_hash());
+        let ok = PasswordHash::new(hash)
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false);
+        self.found.filter(|_| ok).map(|(u, _)| u)
+    }
+}
+
 /// The account when `password` is its password; `None` for a wrong password or an unknown name.
 pub fn verify(store: &Store, name: &str, password: &str) -> Result<Option<User>, String> {
-    let found = account(store, name)?;
-    let hash = found
-        .as_ref()
-        .map(|(_, h)| h.as_str())
-        .unwrap_or_else(|| dummy_hash());
-    let ok = PasswordHash::new(hash)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .unwrap_or(false);
-    Ok(found.filter(|_| ok).map(|(u, _)| u))
+    Ok(lookup(store, name)?.check(password))
 }
 
 #[cfg(test)]

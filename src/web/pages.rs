@@ -165,8 +165,19 @@ pub async fn login(
             )),
         );
     }
-    let (name, password) = (f.username.clone(), f.password.clone());
-    let found = blocking(&c, move |store, _| users::verify(store, &name, &password)).await;
+    let name = f.username.clone();
+    let found = match blocking(&c, move |store, _| users::lookup(store, &name)).await {
+        // argon2 takes tens of milliseconds: not while holding the store.
+        Ok(Ok(login)) => {
+            let password = f.password.clone();
+            tokio::task::spawn_blocking(move || login.check(&password))
+                .await
+                .map(Ok)
+                .map_err(|e| e.to_string())
+        }
+        Ok(Err(e)) => Ok(Err(e)),
+        Err(e) => Err(e),
+    };
     match found {
         Ok(Ok(Some(user))) => {
             c.limiter.succeeded(&f.username);

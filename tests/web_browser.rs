@@ -332,6 +332,22 @@ async fn an_operator_works_the_desk_in_chromium() {
             .then_some(())
     })
     .expect("the reply to the released mail");
+    // Monitoring sees the daemon's last IMAP pass and the mail it counted.
+    let health = web_common::Client::new(&format!("127.0.0.1:{port}")).get("/healthz");
+    assert_eq!(health.status, 200);
+    assert!(
+        health.text().contains("\"imap_last_pass\":\"20"),
+        "{}",
+        health.text()
+    );
+    let metrics = web_common::Client::new(&format!("127.0.0.1:{port}"))
+        .get("/metrics")
+        .text();
+    assert!(
+        metrics.contains("mailintake_mails_total{decision=\"accept\"}")
+            && metrics.contains("mailintake_tickets{status=\"feedback\"} 1"),
+        "{metrics}"
+    );
     eprintln!("browser steps: {:?}", started.elapsed());
 
     c.close().await.unwrap();

@@ -173,7 +173,7 @@ async fn an_operator_works_the_desk_in_chromium() {
         ))
     };
 
-    let mut daemon = spawn_daemon(&servers, &cfg, &dir.path().join("daemon.log"));
+    let _daemon = KillOnDrop(spawn_daemon(&servers, &cfg, &dir.path().join("daemon.log")));
     servers.send(
         APPLICANT,
         "help@sevmiac.ru",
@@ -351,6 +351,14 @@ async fn an_operator_works_the_desk_in_chromium() {
     eprintln!("browser steps: {:?}", started.elapsed());
 
     c.close().await.unwrap();
-    let _ = daemon.kill();
-    let _ = daemon.wait();
+}
+
+/// The daemon is stopped even when a step fails.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

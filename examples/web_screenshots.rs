@@ -48,6 +48,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .capabilities(caps)
         .connect(driver)
         .await?;
+    let shot = screenshots(&c, base, user, password, ticket, out).await;
+    // Close the session whatever happened, or the browser outlives chromedriver.
+    c.close().await?;
+    shot
+}
+
+async fn screenshots(
+    c: &fantoccini::Client,
+    base: &str,
+    user: &str,
+    password: &str,
+    ticket: &str,
+    out: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
     // The screen is 1366×768 (or SCREEN=WxH, e.g. 390x844 for a phone) inside the window: add
     // what the window's frame takes.
     let (w, h) = std::env::var("SCREEN")
@@ -70,19 +84,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?
         .send_keys(password)
         .await?;
-    submit(&c, "login").await?;
+    submit(c, "login").await?;
     std::fs::write(format!("{out}/web_queue.png"), c.screenshot().await?)?;
     c.goto(&format!("{base}/tickets/{ticket}")).await?;
     c.find(Locator::Id("assign-to"))
         .await?
         .send_keys("Петров П.П.")
         .await?;
-    submit(&c, "assign").await?;
+    submit(c, "assign").await?;
     c.find(Locator::Id("question")).await?
         .send_keys("Уточните, пожалуйста, на каком компьютере (имя или инвентарный номер) возникает ошибка.")
         .await?;
-    submit(&c, "ask").await?;
+    submit(c, "ask").await?;
     std::fs::write(format!("{out}/web_ticket.png"), c.screenshot().await?)?;
-    c.close().await?;
     Ok(())
 }

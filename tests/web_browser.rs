@@ -57,6 +57,36 @@ impl Drop for Driver {
     }
 }
 
+/// Kills the Chromium processes running on `profile` (a session a failed step left open would
+/// outlive chromedriver): found by their `--user-data-dir`, nothing else.
+fn kill_browser(profile: &Path) {
+    let marker = format!("--user-data-dir={}", profile.display());
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for p in procs.flatten() {
+        let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+        if cmdline
+            .split(|b| *b == 0)
+            .any(|arg| arg == marker.as_bytes())
+        {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
+    }
+}
+
+/// Stops the browser on `profile` at the end, even when a step fails.
+struct Profile(std::path::PathBuf);
+
+impl Drop for Profile {
+    fn drop(&mut self) {
+        kill_browser(&self.0);
+    }
+}
+
 async fn browser(driver: &Driver, profile: &Path) -> Client {
     let mut caps = serde_json::Map::new();
     caps.insert(
@@ -202,7 +232,8 @@ async fn an_operator_works_the_desk_in_chromium() {
     .expect("the foreign mail in quarantine");
 
     let driver = Driver::start(&dir.path().join("chromedriver.log"));
-    let c = browser(&driver, &dir.path().join("profile")).await;
+    let profile = Profile(dir.path().join("profile"));
+    let c = browser(&driver, &profile.0).await;
     let started = Instant::now();
 
     // Log in: the queue asks for it first.

@@ -683,6 +683,9 @@ fn user_command(action: UserAction) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // One rustls crypto provider for the process: test builds also link aws-lc-rs (through the
+    // browser tests' WebDriver client), and with two providers and no default a TLS config panics.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
         Command::Run { config, once } => run_daemon(config, once),

@@ -28,6 +28,7 @@ bash scripts/mailservers.sh start "$DIR" >/dev/null
 # shellcheck disable=SC1091
 . "$DIR/env"
 
+WEB_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat >"$DIR/mailintake.toml" <<TOML
 [imap]
 host = "127.0.0.1"
@@ -49,6 +50,9 @@ path = "$DIR/mailintake.db"
 
 [rules]
 dir = "$PWD/rules"
+
+[web]
+listen = "127.0.0.1:$WEB_PORT"
 TOML
 export MAILINTAKE_IMAP_PASSWORD=$MS_PASSWORD
 
@@ -111,7 +115,14 @@ for dom in sorted(os.listdir(root)):
 PY
 # An `if`, not `[ … ] && …`: as the last command, a false test would make the demo exit 1.
 if [ $KEEP = 1 ]; then
+  # The daemon keeps running with the web console (it sends what operators queue).
+  echo 'demo-operator' | $BIN user add operator --role admin --config "$DIR/mailintake.toml" >/dev/null
+  MAILINTAKE_LOG=warn nohup $BIN run --config "$DIR/mailintake.toml" >"$DIR/daemon.log" 2>&1 &
+  echo $! >"$DIR/daemon.pid"
+  for _ in $(seq 50); do curl -fs "http://127.0.0.1:$WEB_PORT/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
   echo
-  echo "servers left running; env in $DIR/env; stop with: bash scripts/mailservers.sh stop $DIR"
+  echo "== web console: http://127.0.0.1:$WEB_PORT/   login: operator   password: demo-operator"
+  echo "servers and daemon left running; env in $DIR/env; stop with:"
+  echo "   kill \$(cat $DIR/daemon.pid); bash scripts/mailservers.sh stop $DIR"
 fi
 exit 0

@@ -26,6 +26,7 @@ pub struct Config {
     pub digest: DigestConfig,
     #[serde(default)]
     pub auth: AuthConfig,
+    pub web: WebConfig,
 }
 
 /// `[auth]`: sender authenticity (issue 9). Off by default.
@@ -136,6 +137,19 @@ fn d_auth_timeout() -> u64 {
 }
 fn d_max_wait() -> u64 {
     60
+}
+
+/// The operators' web console (`mailintake web`, and `run` when `listen` is set).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// Address to serve on, e.g. "127.0.0.1:8080"; none = `run` serves no web console.
+    pub listen: Option<String>,
+    /// Mark the session cookie `Secure` (the console is behind an HTTPS proxy).
+    #[serde(default)]
+    pub secure_cookies: bool,
+    /// Hours a session lasts without activity; default 10 (a working day).
+    pub session_hours: Option<u64>,
 }
 
 /// Digests for 1st-line operators.

@@ -333,6 +333,13 @@ impl Daemon {
         self.flush_moves(conn, store, &mut moves, &mut stats)
             .await?;
         *self.last_pass.lock().unwrap_or_else(|e| e.into_inner()) = Some(started);
+        // For the web console's /healthz and /metrics, which may run in another process.
+        if let Err(e) = store.set_meta(
+            crate::desk::console::IMAP_LAST_PASS,
+            &crate::store::ts(Timestamp::now()),
+        ) {
+            tracing::warn!(error = %e, "cannot record the time of the IMAP pass");
+        }
         Ok(stats)
     }
 

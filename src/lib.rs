@@ -21,11 +21,13 @@
 //!   [`mail::auth`] (DKIM/SPF/DMARC verified by mail-auth with DNS, or DNS answers from a file).
 //! - [`desk`] — the support desk over the store: [`desk::workflow`] (assign, status, priority,
 //!   notifications), [`desk::tickets`] (views), [`desk::calendar`] (working hours, the 8-hour
-//!   deadline), [`desk::digest`], [`desk::quarantine`], [`desk::replay`], [`desk::stats`].
+//!   deadline), [`desk::digest`], [`desk::quarantine`], [`desk::replay`], [`desk::stats`],
+//!   [`desk::console`] (the web console's queries: queue, ticket page, counters),
+//!   [`desk::users`] (console accounts, argon2).
 //! - The programs on top: [`config`] (the daemon's TOML), [`daemon`] (intake passes, the outbox
 //!   sender, reconnects, shutdown), [`check`] (the `check` command), [`maintenance`] (backup,
-//!   restore, retention of raw mail), [`logging`] (text, JSON lines or journald); `main.rs` is
-//!   the CLI.
+//!   restore, retention of raw mail), [`logging`] (text, JSON lines or journald), [`web`] (the
+//!   operators' web console: axum + askama over the desk functions); `main.rs` is the CLI.
 
 pub mod check;
 pub mod config;
@@ -36,3 +38,4 @@ pub mod mail;
 pub mod maintenance;
 pub mod store;
 pub mod verdict;
+pub mod web;

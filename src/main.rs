@@ -125,6 +125,19 @@ enum Command {
         #[arg(long)]
         since: Option<String>,
     },
+    /// The operators' web console (the queue, tickets, quarantine, statistics) on `[web] listen`.
+    Web {
+        #[arg(long)]
+        config: PathBuf,
+        /// Address to serve on, instead of `[web] listen` (e.g. 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Web console accounts: add one (or change its role and password), list, remove.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
     /// Mail by decision and reason, tickets by status, deadlines met or missed, time to accept.
     Stats {
         #[arg(long)]
@@ -164,6 +177,30 @@ enum Command {
         /// the configured one is a credential only the service sees (/etc/mailintake/imap.pass).
         #[arg(long, value_name = "FILE")]
         imap_password_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Create the account or change its role and password. The password is read from stdin
+    /// (asked twice, not echoed, on a terminal).
+    Add {
+        name: String,
+        /// operator (1 ЛТП), specialist (2 ЛТП) or admin.
+        #[arg(long, default_value = "operator")]
+        role: String,
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// One line per account: name and role.
+    List {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    Remove {
+        name: String,
+        #[arg(long)]
+        config: PathBuf,
     },
 }
 
@@ -389,7 +426,20 @@ fn run_daemon(config: PathBuf, once: bool) -> ExitCode {
                 let _ = tx.send(true);
             })
         };
+        // The web console in the same process when `[web] listen` is set: it shares the rules
+        // (reloaded on SIGHUP) and wakes the outbox sender after an operator's change.
+        let web = daemon.cfg.web.listen.clone().map(|listen| {
+            let (daemon, rx) = (daemon.clone(), rx.clone());
+            tokio::spawn(async move {
+                if let Err(e) = mailintake::web::serve(daemon, &listen, rx).await {
+                    tracing::error!(error = %e, "web console stopped");
+                }
+            })
+        });
         let result = daemon.run(rx).await;
+        if let Some(web) = web {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(3), web).await;
+        }
         signals.abort();
         match result {
             Ok(()) => ExitCode::SUCCESS,
@@ -579,7 +629,153 @@ fn parse_cli() -> Cli {
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
+/// `mailintake web`: the console alone (the daemon may run as another process on the same store).
+fn run_web(config: PathBuf, listen: Option<String>) -> ExitCode {
+    let cfg = match load_config(&config) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    if let Err(e) = init_logs(&cfg) {
+        return fail(e);
+    }
+    let Some(listen) = listen.or_else(|| cfg.web.listen.clone()) else {
+        return fail("no address to serve on: set [web] listen in the config or pass --listen");
+    };
+    let daemon = match Daemon::new(cfg) {
+        Ok(d) => std::sync::Arc::new(d),
+        Err(e) => return fail(e),
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(e),
+    };
+    rt.block_on(async move {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            let _ = tx.send(true);
+        });
+        match mailintake::web::serve(daemon, &listen, rx).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(e),
+        }
+    })
+}
+
+/// Reads a password: from a terminal, asked twice without echo; otherwise the first line of stdin.
+fn read_password() -> Result<String, String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    let read_line = || -> Result<String, String> {
+        let mut line = String::new();
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the password: {e}"))?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    };
+    if !stdin.is_terminal() {
+        return read_line();
+    }
+    // SAFETY: termios calls on the process's own stdin; the saved mode is restored below.
+    let fd = libc::STDIN_FILENO;
+    let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+    let echo_off = unsafe { libc::tcgetattr(fd, &mut saved) } == 0 && {
+        let mut quiet = saved;
+        quiet.c_lflag &= !libc::ECHO;
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) == 0 }
+    };
+    let ask = |prompt: &str| -> Result<String, String> {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+        let p = read_line();
+        eprintln!();
+        p
+    };
+    let first = ask("Пароль: ");
+    let second = first.as_ref().ok().map(|_| ask("Ещё раз: "));
+    if echo_off {
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
+    }
+    let first = first?;
+    match second {
+        Some(Ok(s)) if s == first => Ok(first),
+        Some(Err(e)) => Err(e),
+        _ => Err("пароли не совпадают".into()),
+    }
+}
+
+fn user_command(action: UserAction) -> ExitCode {
+    use mailintake::desk::users::{self, Role};
+    match action {
+        UserAction::Add { name, role, config } => {
+            let Some(role) = Role::parse(&role) else {
+                return fail(format!(
+                    "unknown role `{role}` (operator, specialist, admin)"
+                ));
+            };
+            let store = match open_store(&config) {
+                Ok(s) => s,
+                Err(e) => return fail(e),
+            };
+            let password = match read_password() {
+                Ok(p) => p,
+                Err(e) => return fail(e),
+            };
+            match users::add(&store, &name, role, &password, Timestamp::now()) {
+                Ok(created) => {
+                    println!(
+                        "{} {}: {}",
+                        if created {
+                            "добавлен"
+                        } else {
+                            "изменён"
+                        },
+                        name.trim(),
+                        role.russian()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        UserAction::List { config } => print_or_fail(open_store(&config).and_then(|st| {
+            Ok(users::list(&st)?
+                .iter()
+                .map(|u| format!("{:<24} {}\n", u.name, u.role.as_str()))
+                .collect())
+        })),
+        UserAction::Remove { name, config } => {
+            match open_store(&config).and_then(|st| users::remove(&st, &name)) {
+                Ok(true) => {
+                    println!("удалён {}", name.trim());
+                    ExitCode::SUCCESS
+                }
+                Ok(false) => fail(format!("нет пользователя «{}»", name.trim())),
+                Err(e) => fail(e),
+            }
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    // One rustls crypto provider for the process: test builds also link aws-lc-rs (through the
+    // browser tests' WebDriver client), and with two providers and no default a TLS config panics.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = parse_cli();
     match cli.command {
         Command::Backup { config, dest, keep } => print_or_fail(
@@ -600,6 +796,8 @@ fn main() -> ExitCode {
             mailintake::maintenance::restore(&cfg, &from)
         })),
         Command::Run { config, once } => run_daemon(config, once),
+        Command::Web { config, listen } => run_web(config, listen),
+        Command::User { action } => user_command(action),
         Command::Tickets {
             config,
             status,

@@ -3,9 +3,11 @@
 //! neither writes SQL of its own.
 
 pub mod calendar;
+pub mod console;
 pub mod digest;
 pub mod quarantine;
 pub mod replay;
 pub mod stats;
 pub mod tickets;
+pub mod users;
 pub mod workflow;

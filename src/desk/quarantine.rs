@@ -23,7 +23,7 @@ use crate::verdict::{Code, Decision, FormFields, Reason, Verdict};
 pub const OUTCOMES: [&str; 3] = ["rejected", "filtered", "ignored"];
 
 /// Reason codes a quarantined mail can carry (the filter, ignore and reject groups).
-const REFUSAL_CODES: [Code; 6] = [
+pub const REFUSAL_CODES: [Code; 6] = [
     Code::SenderDomain,
     Code::SenderUnauthenticated,
     Code::Automatic,

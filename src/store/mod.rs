@@ -250,7 +250,7 @@ pub struct Store {
 }
 
 /// The newest schema this binary knows (`mailintake --version` prints it).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const MIGRATIONS: &[&str] = &[
     // 1: the first schema.
@@ -365,6 +365,21 @@ const MIGRATIONS: &[&str] = &[
     // header block.
     r#"
     ALTER TABLE mails ADD COLUMN raw_pruned_at TEXT;
+    "#,
+    // 4: the web console — its accounts, and indexes for the queue (tickets awaiting acceptance
+    // by deadline; counts by status) so a page stays fast over 100,000 tickets.
+    r#"
+    CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX tickets_status ON tickets (status);
+    CREATE INDEX tickets_awaiting ON tickets (accept_due, id)
+        WHERE accepted_at IS NULL AND status IN ('new', 'feedback');
+    CREATE INDEX mails_decision ON mails (decision);
     "#,
 ];
 
@@ -984,6 +999,24 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()?)
+    }
+
+    /// A value of the `meta` table (facts the daemon leaves for other processes).
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
     }
 
     /// Counts of mails by outcome (for summaries and tests).

@@ -578,13 +578,15 @@ impl Daemon {
             }
         };
         let mut sent = 0;
+        // One SMTP connection for the round.
+        let mut session = mailer.session();
         for item in due {
             if let Err(e) = store.mark_sending(item.id, Timestamp::now()) {
                 tracing::error!(outbox = item.id, error = %e, "cannot mark reply as sending");
                 continue;
             }
             crash_point("before_smtp");
-            match mailer.send(&item.mail).await {
+            match session.send(&item.mail).await {
                 Ok(()) => {
                     crash_point("after_smtp");
                     if let Err(e) = store.mark_sent(item.id, Timestamp::now()) {
@@ -596,6 +598,7 @@ impl Daemon {
                 Err(e) => self.record_send_error(store, &item, &e),
             }
         }
+        session.close().await;
         sent
     }
 

@@ -19,12 +19,14 @@
 //!   notifications), [`desk::tickets`] (views), [`desk::calendar`] (working hours, the 8-hour
 //!   deadline), [`desk::digest`], [`desk::quarantine`], [`desk::replay`], [`desk::stats`].
 //! - The programs on top: [`config`] (the daemon's TOML), [`daemon`] (intake passes, the outbox
-//!   sender, reconnects, shutdown), [`check`] (the `check` command); `main.rs` is the CLI.
+//!   sender, reconnects, shutdown), [`intake`] (a fetched batch judged on every core and
+//!   recorded in one transaction), [`check`] (the `check` command); `main.rs` is the CLI.
 
 pub mod check;
 pub mod config;
 pub mod daemon;
 pub mod desk;
+pub mod intake;
 pub mod mail;
 pub mod store;
 pub mod verdict;

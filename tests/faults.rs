@@ -861,8 +861,9 @@ fn faults_against_real_servers() {
     assert!(failed.is_empty(), "failed: {failed:?} (messages above)");
 }
 
-const POINTS: [&str; 6] = [
+const POINTS: [&str; 7] = [
     "after_fetch",
+    "before_commit",
     "after_commit",
     "before_move",
     "after_move",

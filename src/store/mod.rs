@@ -16,6 +16,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 
 pub mod acceptance;
+pub mod batch;
 pub mod outbox;
 
 use crate::verdict::{Decision, FormFields, Verdict};
@@ -449,20 +450,7 @@ impl Store {
         uidvalidity: u32,
         uid: u32,
     ) -> Result<Option<LedgerState>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT id, aside, set_aside_at IS NOT NULL FROM mails WHERE mailbox = ?1 AND uidvalidity = ?2 AND uid = ?3",
-                params![mailbox, uidvalidity, uid],
-                |r| {
-                    Ok(LedgerState {
-                        mail_id: r.get(0)?,
-                        aside: Aside::parse(&r.get::<_, String>(1)?).unwrap_or(Aside::Processed),
-                        set_aside: r.get(2)?,
-                    })
-                },
-            )
-            .optional()?)
+        ledger_state_in(&self.conn, mailbox, uidvalidity, uid)
     }
 
     /// Mark several mails set aside, in one transaction.
@@ -536,6 +524,33 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let result = Store::record_in(
+            &tx,
+            mail,
+            verdict,
+            own_reply,
+            limit,
+            now,
+            render,
+            form_complete,
+        )?;
+        tx.commit()?;
+        Ok(result)
+    }
+
+    /// What [`Store::record_mail`] writes, inside the caller's transaction: one mail's, or a
+    /// batch's ([`batch`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record_in(
+        tx: &Transaction<'_>,
+        mail: &Incoming<'_>,
+        verdict: &Verdict,
+        own_reply: bool,
+        limit: u32,
+        now: Timestamp,
+        render: &mut dyn FnMut(&ReplyRequest<'_>) -> OutgoingMail,
+        form_complete: &dyn Fn(&FormFields) -> bool,
+    ) -> Result<(i64, Outcome)> {
         // A redelivery of bytes already recorded (e.g. after a UIDVALIDITY change): record the
         // sighting, do nothing else.
         let dup: Option<(i64, String)> = tx
@@ -583,31 +598,26 @@ impl Store {
         };
         if let Some((of_mail, aside)) = dup {
             let aside = Aside::parse(&aside).unwrap_or(Aside::Processed);
-            let id = insert_mail(&tx, "duplicate", aside, None)?;
-            tx.commit()?;
+            let id = insert_mail(tx, "duplicate", aside, None)?;
             return Ok((id, Outcome::Duplicate { of_mail }));
         }
         if own_reply {
-            let id = insert_mail(&tx, "own_reply", Aside::Replies, None)?;
-            tx.commit()?;
+            let id = insert_mail(tx, "own_reply", Aside::Replies, None)?;
             return Ok((id, Outcome::OwnReply));
         }
 
         let aside = Aside::for_decision(verdict.decision);
         let result = match verdict.decision {
-            Decision::Filter => (
-                insert_mail(&tx, "filtered", aside, None)?,
-                Outcome::Filtered,
-            ),
-            Decision::Ignore => (insert_mail(&tx, "ignored", aside, None)?, Outcome::Ignored),
+            Decision::Filter => (insert_mail(tx, "filtered", aside, None)?, Outcome::Filtered),
+            Decision::Ignore => (insert_mail(tx, "ignored", aside, None)?, Outcome::Ignored),
             Decision::Reject => {
                 let ticket = verdict
                     .followup_of
-                    .and_then(|n| ticket_exists(&tx, n as i64).ok().flatten());
-                let id = insert_mail(&tx, "rejected", aside, ticket)?;
+                    .and_then(|n| ticket_exists(tx, n as i64).ok().flatten());
+                let id = insert_mail(tx, "rejected", aside, ticket)?;
                 if let Some(t) = ticket {
                     add_event(
-                        &tx,
+                        tx,
                         t,
                         now,
                         "mailintake",
@@ -616,7 +626,7 @@ impl Store {
                     )?;
                 }
                 queue_reply(
-                    &tx,
+                    tx,
                     ReplyWanted::Reject,
                     ticket,
                     Some(id),
@@ -631,12 +641,12 @@ impl Store {
             Decision::Followup => {
                 let existing = verdict
                     .followup_of
-                    .and_then(|n| ticket_exists(&tx, n as i64).ok().flatten());
+                    .and_then(|n| ticket_exists(tx, n as i64).ok().flatten());
                 match existing {
                     Some(t) => {
-                        let id = insert_mail(&tx, "followup", aside, Some(t))?;
+                        let id = insert_mail(tx, "followup", aside, Some(t))?;
                         let completed =
-                            add_followup(&tx, t, id, verdict, now, limit, render, form_complete)?;
+                            add_followup(tx, t, id, verdict, now, limit, render, form_complete)?;
                         (
                             id,
                             Outcome::Followup {
@@ -663,9 +673,9 @@ impl Store {
                 } else {
                     Status::Feedback
                 };
-                let id = insert_mail(&tx, "ticket", aside, None)?;
+                let id = insert_mail(tx, "ticket", aside, None)?;
                 let t = create_ticket(
-                    &tx,
+                    tx,
                     id,
                     mail.arrived_at,
                     mail.accept_due.as_deref(),
@@ -683,7 +693,7 @@ impl Store {
                     ReplyWanted::Incomplete
                 };
                 queue_reply(
-                    &tx,
+                    tx,
                     kind,
                     Some(t),
                     Some(id),
@@ -696,7 +706,6 @@ impl Store {
                 (id, Outcome::NewTicket { ticket: t, status })
             }
         };
-        tx.commit()?;
         Ok(result)
     }
 
@@ -1058,6 +1067,27 @@ pub(crate) fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketRow> {
         accepted_at: r.get(12)?,
         feedback_by: r.get(13)?,
     })
+}
+
+fn ledger_state_in(
+    conn: &Connection,
+    mailbox: &str,
+    uidvalidity: u32,
+    uid: u32,
+) -> Result<Option<LedgerState>> {
+    Ok(conn
+        .query_row(
+            "SELECT id, aside, set_aside_at IS NOT NULL FROM mails WHERE mailbox = ?1 AND uidvalidity = ?2 AND uid = ?3",
+            params![mailbox, uidvalidity, uid],
+            |r| {
+                Ok(LedgerState {
+                    mail_id: r.get(0)?,
+                    aside: Aside::parse(&r.get::<_, String>(1)?).unwrap_or(Aside::Processed),
+                    set_aside: r.get(2)?,
+                })
+            },
+        )
+        .optional()?)
 }
 
 fn ticket_exists(conn: &Connection, n: i64) -> rusqlite::Result<Option<i64>> {

@@ -45,7 +45,7 @@ impl RecordBatch<'_> {
         render: &mut dyn FnMut(&ReplyRequest<'_>) -> OutgoingMail,
         form_complete: &dyn Fn(&FormFields) -> bool,
     ) -> Result<(i64, Outcome)> {
-        self.tx.execute_batch("SAVEPOINT one_mail")?;
+        self.tx.prepare_cached("SAVEPOINT one_mail")?.execute([])?;
         let result = Store::record_in(
             &self.tx,
             mail,
@@ -58,7 +58,7 @@ impl RecordBatch<'_> {
         );
         match result {
             Ok(r) => {
-                self.tx.execute_batch("RELEASE one_mail")?;
+                self.tx.prepare_cached("RELEASE one_mail")?.execute([])?;
                 Ok(r)
             }
             Err(e) => {

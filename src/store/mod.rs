@@ -248,7 +248,7 @@ pub struct Store {
     conn: Connection,
 }
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const MIGRATIONS: &[&str] = &[
     // 1: the first schema.
@@ -359,6 +359,13 @@ const MIGRATIONS: &[&str] = &[
         outbox_id INTEGER REFERENCES outbox (id)
     );
     "#,
+    // 3: indexes for the queries every intake pass and outbox round make, which scanned the
+    // whole ledger (raw mails included) and grew with it: replies found by their copy
+    // (message_id), and recorded mails not yet set aside.
+    r#"
+    CREATE INDEX mails_message_id ON mails (message_id);
+    CREATE INDEX mails_not_set_aside ON mails (mailbox, uidvalidity) WHERE set_aside_at IS NULL;
+    "#,
 ];
 
 /// Stored instants are compared as text in SQL (`next_attempt_at <= ?`), so they have one fixed
@@ -398,6 +405,8 @@ impl Store {
         // waits here for another one instead of failing with "database is locked" when a read
         // would have to be upgraded.
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // Recording a mail runs a dozen statements; they are prepared once per connection.
+        conn.set_prepared_statement_cache_capacity(64);
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -554,11 +563,8 @@ impl Store {
         // A redelivery of bytes already recorded (e.g. after a UIDVALIDITY change): record the
         // sighting, do nothing else.
         let dup: Option<(i64, String)> = tx
-            .query_row(
-                "SELECT id, aside FROM mails WHERE sha256 = ?1 ORDER BY id LIMIT 1",
-                params![mail.sha256],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .prepare_cached("SELECT id, aside FROM mails WHERE sha256 = ?1 ORDER BY id LIMIT 1")?
+            .query_row(params![mail.sha256], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         let verdict_json =
             serde_json::to_string(verdict).map_err(|e| StoreError::Other(e.to_string()))?;
@@ -569,11 +575,9 @@ impl Store {
                            aside: Aside,
                            ticket: Option<i64>|
          -> Result<i64> {
-            tx.execute(
-                "INSERT INTO mails (mailbox, uidvalidity, uid, message_id, sha256, size, arrived_at, processed_at,
+            tx.prepare_cached("INSERT INTO mails (mailbox, uidvalidity, uid, message_id, sha256, size, arrived_at, processed_at,
                                     decision, outcome, reasons, verdict, sender, subject, ticket_id, raw, headers_only, aside)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-                params![
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)")?.execute(params![
                     mail.mailbox,
                     mail.uidvalidity,
                     mail.uid,
@@ -592,8 +596,7 @@ impl Store {
                     mail.raw,
                     mail.headers_only,
                     aside.as_str(),
-                ],
-            )?;
+                ])?;
             Ok(tx.last_insert_rowid())
         };
         if let Some((of_mail, aside)) = dup {
@@ -683,10 +686,8 @@ impl Store {
                     status,
                     now,
                 )?;
-                tx.execute(
-                    "UPDATE mails SET ticket_id = ?2 WHERE id = ?1",
-                    params![id, t],
-                )?;
+                tx.prepare_cached("UPDATE mails SET ticket_id = ?2 WHERE id = ?1")?
+                    .execute(params![id, t])?;
                 let kind = if status == Status::New {
                     ReplyWanted::Accept
                 } else {
@@ -1091,10 +1092,9 @@ fn ledger_state_in(
 }
 
 fn ticket_exists(conn: &Connection, n: i64) -> rusqlite::Result<Option<i64>> {
-    conn.query_row("SELECT id FROM tickets WHERE id = ?1", params![n], |r| {
-        r.get(0)
-    })
-    .optional()
+    conn.prepare_cached("SELECT id FROM tickets WHERE id = ?1")?
+        .query_row(params![n], |r| r.get(0))
+        .optional()
 }
 
 /// One line of a ticket's history; the id of the event row.
@@ -1106,10 +1106,10 @@ pub fn add_event(
     kind: &str,
     detail: &str,
 ) -> rusqlite::Result<i64> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO events (ticket_id, at, actor, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![ticket, ts(now), actor, kind, detail],
-    )?;
+    )?
+    .execute(params![ticket, ts(now), actor, kind, detail])?;
     Ok(tx.last_insert_rowid())
 }
 
@@ -1119,11 +1119,8 @@ fn add_attachments(tx: &Connection, ticket: i64, mail_id: i64, verdict: &Verdict
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
-        tx.execute(
-            "INSERT INTO attachments (ticket_id, mail_id, position, name, kind, bytes, content_type)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![ticket, mail_id, i as i64, a.name, kind, a.bytes as i64, a.content_type],
-        )?;
+        tx.prepare_cached("INSERT INTO attachments (ticket_id, mail_id, position, name, kind, bytes, content_type)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(params![ticket, mail_id, i as i64, a.name, kind, a.bytes as i64, a.content_type])?;
     }
     Ok(())
 }
@@ -1139,11 +1136,9 @@ fn create_ticket(
 ) -> Result<i64> {
     let fields =
         serde_json::to_string(&verdict.fields).map_err(|e| StoreError::Other(e.to_string()))?;
-    tx.execute(
-        "INSERT INTO tickets (status, priority, impact, subject, sender, fields, created_at, updated_at, arrived_at, first_mail_id,
+    tx.prepare_cached("INSERT INTO tickets (status, priority, impact, subject, sender, fields, created_at, updated_at, arrived_at, first_mail_id,
                               accept_due, feedback_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11)",
-        params![
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11)")?.execute(params![
             status.as_str(),
             verdict.priority.as_str(),
             verdict.impact.map(|i| i.as_str()),
@@ -1155,13 +1150,9 @@ fn create_ticket(
             mail_id,
             accept_due,
             (status == Status::Feedback).then_some("mailintake"),
-        ],
-    )?;
+        ])?;
     let t = tx.last_insert_rowid();
-    tx.execute(
-        "INSERT INTO correspondence (ticket_id, direction, mail_id, at, summary) VALUES (?1, 'in', ?2, ?3, ?4)",
-        params![t, mail_id, ts(arrived_at), format!("письмо от {}: {}", verdict.sender, verdict.subject)],
-    )?;
+    tx.prepare_cached("INSERT INTO correspondence (ticket_id, direction, mail_id, at, summary) VALUES (?1, 'in', ?2, ?3, ?4)")?.execute(params![t, mail_id, ts(arrived_at), format!("письмо от {}: {}", verdict.sender, verdict.subject)])?;
     add_attachments(tx, t, mail_id, verdict)?;
     let mut detail = format!("заявка создана в статусе «{}»", status.russian());
     if !verdict.reasons.is_empty() {
@@ -1183,10 +1174,7 @@ fn add_followup(
     render: &mut dyn FnMut(&ReplyRequest<'_>) -> OutgoingMail,
     form_complete: &dyn Fn(&FormFields) -> bool,
 ) -> Result<bool> {
-    tx.execute(
-        "INSERT INTO correspondence (ticket_id, direction, mail_id, at, summary) VALUES (?1, 'in', ?2, ?3, ?4)",
-        params![t, mail_id, ts(now), format!("дополнение от {}: {}", verdict.sender, verdict.subject)],
-    )?;
+    tx.prepare_cached("INSERT INTO correspondence (ticket_id, direction, mail_id, at, summary) VALUES (?1, 'in', ?2, ?3, ?4)")?.execute(params![t, mail_id, ts(now), format!("дополнение от {}: {}", verdict.sender, verdict.subject)])?;
     add_attachments(tx, t, mail_id, verdict)?;
     add_event(
         tx,
@@ -1196,30 +1184,24 @@ fn add_followup(
         "followup",
         &format!("получено дополнение (письмо #{mail_id})"),
     )?;
-    let (status, fields): (String, String) = tx.query_row(
-        "SELECT status, fields FROM tickets WHERE id = ?1",
-        params![t],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    let (status, fields): (String, String) = tx
+        .prepare_cached("SELECT status, fields FROM tickets WHERE id = ?1")?
+        .query_row(params![t], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let status = Status::parse(&status).unwrap_or(Status::New);
     let mut merged: FormFields = serde_json::from_str(&fields).unwrap_or_default();
     merged.merge_from(&verdict.fields);
     let merged_json =
         serde_json::to_string(&merged).map_err(|e| StoreError::Other(e.to_string()))?;
-    tx.execute(
-        "UPDATE tickets SET fields = ?2, updated_at = ?3 WHERE id = ?1",
-        params![t, merged_json, ts(now)],
-    )?;
+    tx.prepare_cached("UPDATE tickets SET fields = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![t, merged_json, ts(now)])?;
     // An operator's question answered (reg. 4.8): back to «Рассматривается». Before the
     // completion rule, which is for tickets mailintake put in «Обратная связь».
     if acceptance::feedback_answered(tx, t, mail_id, now)? {
         return Ok(false);
     }
     if status == Status::Feedback && form_complete(&merged) {
-        tx.execute(
-            "UPDATE tickets SET status = 'new', updated_at = ?2 WHERE id = ?1",
-            params![t, ts(now)],
-        )?;
+        tx.prepare_cached("UPDATE tickets SET status = 'new', updated_at = ?2 WHERE id = ?1")?
+            .execute(params![t, ts(now)])?;
         add_event(
             tx,
             t,
@@ -1289,11 +1271,8 @@ fn queue_reply(
     });
     let day = now.strftime("%Y-%m-%d").to_string();
     let count: i64 = tx
-        .query_row(
-            "SELECT count FROM reply_counts WHERE address = ?1 AND day = ?2",
-            params![out.to, day],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT count FROM reply_counts WHERE address = ?1 AND day = ?2")?
+        .query_row(params![out.to, day], |r| r.get(0))
         .optional()?
         .unwrap_or(0);
     let state = if count >= limit as i64 {
@@ -1302,17 +1281,15 @@ fn queue_reply(
         "pending"
     };
     if state == "pending" {
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO reply_counts (address, day, count) VALUES (?1, ?2, 1)
              ON CONFLICT (address, day) DO UPDATE SET count = count + 1",
-            params![out.to, day],
-        )?;
+        )?
+        .execute(params![out.to, day])?;
     }
     let payload = serde_json::to_string(&out).map_err(|e| StoreError::Other(e.to_string()))?;
-    tx.execute(
-        "INSERT INTO outbox (ticket_id, mail_id, kind, recipient, message_id, payload, state, next_attempt_at, created_at, last_error)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
-        params![
+    tx.prepare_cached("INSERT INTO outbox (ticket_id, mail_id, kind, recipient, message_id, payload, state, next_attempt_at, created_at, last_error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)")?.execute(params![
             ticket,
             mail_id,
             kind.as_str(),
@@ -1322,14 +1299,10 @@ fn queue_reply(
             state,
             ts(now),
             (state == "suppressed").then(|| format!("лимит {limit} ответов в день на адрес"))
-        ],
-    )?;
+        ])?;
     let outbox_id = tx.last_insert_rowid();
     if let Some(t) = ticket {
-        tx.execute(
-            "INSERT INTO correspondence (ticket_id, direction, outbox_id, at, summary) VALUES (?1, 'out', ?2, ?3, ?4)",
-            params![t, outbox_id, ts(now), format!("ответ ({}): {}", kind.as_str(), out.subject)],
-        )?;
+        tx.prepare_cached("INSERT INTO correspondence (ticket_id, direction, outbox_id, at, summary) VALUES (?1, 'out', ?2, ?3, ?4)")?.execute(params![t, outbox_id, ts(now), format!("ответ ({}): {}", kind.as_str(), out.subject)])?;
         if state == "suppressed" {
             add_event(
                 tx,

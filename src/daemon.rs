@@ -73,6 +73,8 @@ pub struct PassStats {
     pub recorded: usize,
     pub set_aside: usize,
     pub errors: usize,
+    /// Where the pass spent its time (waits on the critical path).
+    pub timings: crate::intake::PassTimings,
 }
 
 /// Fault injection for the crash harness: with `MAILINTAKE_CRASH_AT` set to a comma list of
@@ -151,6 +153,11 @@ impl PendingMoves {
     }
 }
 
+/// Mails fetched (and then judged and recorded) together: one `UID FETCH`, one transaction.
+const BATCH_MAILS: usize = 50;
+/// ... unless they are larger than this together.
+const BATCH_BYTES: u64 = 8 * 1024 * 1024;
+
 /// When the server received the mail (INTERNALDATE), or now when it does not say.
 fn arrival(info: &crate::mail::imap::MailInfo) -> Timestamp {
     info.internal_date
@@ -225,12 +232,12 @@ impl Daemon {
         uidvalidity: u32,
         store: &mut Store,
     ) -> Result<PassStats, ImapError> {
-        const BATCH_MAILS: usize = 50;
-        const BATCH_BYTES: u64 = 8 * 1024 * 1024;
-        const MOVE_EVERY: usize = 200;
+        const MOVE_EVERY: usize = 1000;
         let started = Timestamp::now();
         let mut stats = PassStats::default();
+        let clock = std::time::Instant::now();
         let list = conn.list().await?;
+        stats.timings.list += clock.elapsed();
         let mailbox = self.cfg.imap.mailbox.clone();
         let mut moves = PendingMoves::default();
         let mut new_mail: Vec<crate::mail::imap::MailInfo> = Vec::new();
@@ -262,62 +269,23 @@ impl Daemon {
         self.flush_moves(conn, store, &mut moves, &mut stats)
             .await?;
 
-        // A pipeline: while batch k+1 is fetched, batch k is judged on every core; then batch k
-        // is recorded in one transaction, and moved (with others) only after that commit.
+        // A pipeline: while batch k+1 is fetched, batch k is judged on every core and then
+        // recorded in one transaction; it is moved (with others) only after that commit.
         let mut judging: Option<tokio::task::JoinHandle<Vec<Judged>>> = None;
-        let mut i = 0;
-        while i < new_mail.len() {
-            let mut fetched = Vec::new();
-            if new_mail[i].size > self.cfg.imap.max_mail_bytes {
-                // Oversized mail: headers only, one at a time.
-                let info = &new_mail[i];
-                i += 1;
-                match conn.fetch_header(info.uid).await? {
-                    Some(raw) => fetched.push(Fetched {
-                        uid: info.uid,
-                        size: info.size,
-                        arrived_at: arrival(info),
-                        raw,
-                        headers_only: true,
-                    }),
-                    None => {
-                        tracing::warn!(uid = info.uid, "mail vanished before it could be fetched")
-                    }
-                }
-            } else {
-                let first = i;
-                let mut bytes = 0u64;
-                while i < new_mail.len()
-                    && new_mail[i].size <= self.cfg.imap.max_mail_bytes
-                    && i - first < BATCH_MAILS
-                    && (i == first || bytes + new_mail[i].size <= BATCH_BYTES)
-                {
-                    bytes += new_mail[i].size;
-                    i += 1;
-                }
-                let batch = &new_mail[first..i];
-                let uids: Vec<u32> = batch.iter().map(|m| m.uid).collect();
-                for (uid, raw) in conn.fetch_raw_many(&uids).await? {
-                    let Some(info) = batch.iter().find(|m| m.uid == uid) else {
-                        continue;
-                    };
-                    fetched.push(Fetched {
-                        uid,
-                        size: info.size,
-                        arrived_at: arrival(info),
-                        raw,
-                        headers_only: false,
-                    });
-                }
-            }
-            crash_point("after_fetch");
+        let mut next = 0;
+        while next < new_mail.len() {
             let previous = judging.take();
+            let (fetched, ()) = tokio::join!(self.fetch_next(conn, &new_mail, &mut next), async {
+                if let Some(handle) = previous {
+                    self.record_judged(store, uidvalidity, handle, &mut moves, &mut stats)
+                        .await;
+                }
+            });
+            let (fetched, waited) = fetched?;
+            stats.timings.fetch += waited;
+            crash_point("after_fetch");
             if !fetched.is_empty() {
                 judging = Some(self.spawn_judging(fetched));
-            }
-            if let Some(handle) = previous {
-                self.record_judged(store, uidvalidity, handle, &mut moves, &mut stats)
-                    .await;
             }
             if moves.len() >= MOVE_EVERY {
                 self.flush_moves(conn, store, &mut moves, &mut stats)
@@ -330,6 +298,20 @@ impl Daemon {
         }
         self.flush_moves(conn, store, &mut moves, &mut stats)
             .await?;
+        if stats.recorded > 0 {
+            let t = &stats.timings;
+            let ms = |d: Duration| d.as_millis() as u64;
+            tracing::info!(
+                recorded = stats.recorded,
+                list_ms = ms(t.list),
+                fetch_ms = ms(t.fetch),
+                judge_wait_ms = ms(t.judge_wait),
+                record_ms = ms(t.record),
+                commit_ms = ms(t.commit),
+                move_ms = ms(t.moves),
+                "intake pass timings"
+            );
+        }
         *self.last_pass.lock().unwrap_or_else(|e| e.into_inner()) = Some(started);
         Ok(stats)
     }
@@ -348,6 +330,7 @@ impl Daemon {
             }
             let folder = folder_for(&self.cfg, aside).to_string();
             let uids: Vec<u32> = items.iter().map(|(uid, _)| *uid).collect();
+            let clock = std::time::Instant::now();
             crash_point("before_move");
             let how = conn
                 .set_aside_many(&uids, &folder, &self.cfg.imap.folders.keyword)
@@ -359,8 +342,65 @@ impl Daemon {
                 tracing::error!(error = %e, "cannot mark mails as set aside");
             }
             stats.set_aside += ids.len();
+            stats.timings.moves += clock.elapsed();
         }
         Ok(())
+    }
+
+    /// Fetch the next batch of `new_mail` from `*next` on: one oversized mail (its header
+    /// only), or up to `BATCH_MAILS` mails / `BATCH_BYTES` in one `UID FETCH`. Returns the
+    /// mails and the time the fetch took.
+    async fn fetch_next(
+        &self,
+        conn: &mut ImapConn,
+        new_mail: &[crate::mail::imap::MailInfo],
+        next: &mut usize,
+    ) -> Result<(Vec<Fetched>, Duration), ImapError> {
+        let clock = std::time::Instant::now();
+        let max = self.cfg.imap.max_mail_bytes;
+        let mut fetched = Vec::new();
+        let first = *next;
+        if new_mail[first].size > max {
+            let info = &new_mail[first];
+            *next += 1;
+            match conn.fetch_header(info.uid).await? {
+                Some(raw) => fetched.push(Fetched {
+                    uid: info.uid,
+                    size: info.size,
+                    arrived_at: arrival(info),
+                    raw,
+                    headers_only: true,
+                }),
+                None => tracing::warn!(uid = info.uid, "mail vanished before it could be fetched"),
+            }
+            return Ok((fetched, clock.elapsed()));
+        }
+        let mut bytes = 0u64;
+        let mut i = first;
+        while i < new_mail.len()
+            && new_mail[i].size <= max
+            && i - first < BATCH_MAILS
+            && (i == first || bytes + new_mail[i].size <= BATCH_BYTES)
+        {
+            bytes += new_mail[i].size;
+            i += 1;
+        }
+        *next = i;
+        let batch = &new_mail[first..i];
+        let uids: Vec<u32> = batch.iter().map(|m| m.uid).collect();
+        for (uid, raw) in conn.fetch_raw_many(&uids).await? {
+            let Some(info) = batch.iter().find(|m| m.uid == uid) else {
+                continue;
+            };
+            fetched.push(Fetched {
+                uid,
+                size: info.size,
+                arrived_at: arrival(info),
+                raw,
+                headers_only: false,
+            });
+        }
+        Ok((fetched, clock.elapsed()))
     }
 
     /// Judge a fetched batch on the judging pool ([`judge_batch`]), off the async threads.
@@ -381,7 +421,10 @@ impl Daemon {
         moves: &mut PendingMoves,
         stats: &mut PassStats,
     ) {
-        match handle.await {
+        let clock = std::time::Instant::now();
+        let judged = handle.await;
+        stats.timings.judge_wait += clock.elapsed();
+        match judged {
             Ok(judged) => self.record_batch(store, uidvalidity, judged, moves, stats),
             Err(e) => {
                 // Not expected (the engine's panics are caught per mail): the batch stays in

@@ -9,6 +9,7 @@
 //! Nothing here does I/O but the store writes in `record_batch`; nothing logs body text.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
@@ -18,6 +19,21 @@ use crate::store::{Aside, Incoming, Outcome, ReplyRequest, Store};
 use crate::verdict::engine;
 use crate::verdict::rules::RuleSet;
 use crate::verdict::{Decision, FormFields, Verdict};
+
+/// Time an intake pass waited on each step (the judging pool's own time is hidden behind the
+/// fetch; `judge_wait` is what was left to wait for).
+#[derive(Debug, Default, Clone)]
+pub struct PassTimings {
+    pub list: Duration,
+    pub fetch: Duration,
+    pub judge_wait: Duration,
+    /// Writing the rows of the batches (reply rendering included), before their commits.
+    pub record: Duration,
+    /// The commits: one fsync of the WAL per batch.
+    pub commit: Duration,
+    /// `UID MOVE` (or COPY + STORE + EXPUNGE) and marking the mails set aside.
+    pub moves: Duration,
+}
 
 /// A mail as fetched: the whole mail, or only its header block when it is too large.
 pub struct Fetched {
@@ -135,6 +151,7 @@ impl Daemon {
         if judged.is_empty() {
             return;
         }
+        let clock = Instant::now();
         let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
         let rules = &loaded.rules;
         let mailbox = self.cfg.imap.mailbox.as_str();
@@ -232,7 +249,11 @@ impl Daemon {
         }
         drop(loaded);
         crash_point("before_commit");
-        if let Err(e) = batch.commit() {
+        stats.timings.record += clock.elapsed();
+        let clock = Instant::now();
+        let committed = batch.commit();
+        stats.timings.commit += clock.elapsed();
+        if let Err(e) = committed {
             tracing::error!(error = %e, mails = recorded.len(), "cannot commit the batch; it stays in the mailbox and is retried");
             stats.errors += recorded.len();
             return;

@@ -8,8 +8,9 @@
 #   SKIP_BUILD=1   use the release binaries already built
 #   KEEP=1         keep the server folder, store and logs (path printed)
 #   WRAP="perf record -g -o /tmp/x.data"   run the daemon under a profiler
-#   BIN=PATH       the mailintake binary to measure (default target/release/mailintake), e.g. an
-#                  older build for a before/after comparison
+#   BIN=PATH       the mailintake binary to measure (default target/release/mailintake)
+#   BINS="A B"     several binaries, one after the other on the same mails (moved back into the
+#                  INBOX between runs, fresh store each time): a before/after on one machine state
 #
 # The mix: every fixture under 1 MB from fixtures/ (all groups but archives/, broken/ included),
 # and about 5 % drawn from fixtures/archives/; each made unique by an `X-Test-Seq: N` header and
@@ -26,7 +27,8 @@ if [ -z "${SKIP_BUILD:-}" ]; then
   echo "== cargo build --release --bin mailintake --example bare_fetch" >&2
   cargo build --release --quiet --bin mailintake --example bare_fetch
 fi
-BIN=${BIN:-$REPO/target/release/mailintake}
+DEFAULT_BIN=${BIN:-$REPO/target/release/mailintake}
+BIN=$DEFAULT_BIN
 BARE=$REPO/target/release/examples/bare_fetch
 [ -x "$BIN" ] && [ -x "$BARE" ] || { echo "release binaries missing (unset SKIP_BUILD)" >&2; exit 1; }
 
@@ -127,6 +129,27 @@ path = "$D/bench/mailintake.db"
 dir = "$REPO/rules"
 EOF
 
+  # Every binary of BINS (default: BIN) on the same mails: between runs, the mails are moved
+  # back into the INBOX and the store starts empty.
+  local run=0 BIN
+  for BIN in ${BINS:-$DEFAULT_BIN}; do
+  run=$((run + 1))
+  if [ $run -gt 1 ]; then
+    IMAP_PORT=$IMAP_PORT MS_PASSWORD=$MS_PASSWORD python3 - <<'PY'
+import imaplib, os
+m = imaplib.IMAP4("127.0.0.1", int(os.environ["IMAP_PORT"]))
+m.login("help@sevmiac.ru", os.environ["MS_PASSWORD"])
+for folder in ("Processed", "Rejected", "Filtered", "Ignored"):
+    if m.select(folder)[0] == "OK":
+        m.uid("MOVE", "1:*", "INBOX")
+if m.select("Replies")[0] == "OK":
+    m.uid("STORE", "1:*", "+FLAGS.SILENT", r"(\Deleted)")
+    m.expunge()
+m.logout()
+PY
+    rm -f "$D/bench/mailintake.db"*
+  fi
+  echo "   binary: $BIN" >&2
   # 1. The bare fetch.
   local bare bare_s
   bare=$(IMAP_PASSWORD=$MS_PASSWORD "$BARE" "127.0.0.1:$IMAP_PORT" help@sevmiac.ru INBOX)
@@ -177,6 +200,7 @@ print(f"N={n}  bare_fetch_s={bare:.2f}  daemon_s={daemon:.2f}  ratio={daemon/bar
       f"mails_per_s={n/daemon:.0f}  peak_rss_mb={rss_kb/1024:.1f}  "
       f"intake_phase_s={intake:.2f} (ratio {intake/bare:.2f})")
 PY
+  done
 }
 
 DIRS=()

@@ -154,7 +154,7 @@ impl PendingMoves {
 }
 
 /// Mails fetched (and then judged and recorded) together: one `UID FETCH`, one transaction.
-const BATCH_MAILS: usize = 50;
+const BATCH_MAILS: usize = 200;
 /// ... unless they are larger than this together.
 const BATCH_BYTES: u64 = 8 * 1024 * 1024;
 
@@ -220,7 +220,7 @@ impl Daemon {
     /// One pass over the mailbox. Connection errors are returned (the caller reconnects);
     /// a problem with one mail is logged and counted.
     ///
-    /// Mails are fetched in batches (one `UID FETCH` per ≤ 50 mails or 8 MiB); a batch is
+    /// Mails are fetched in batches (one `UID FETCH` per ≤ 200 mails or 8 MiB); a batch is
     /// judged on every core while the next one is fetched, then recorded in ONE transaction
     /// ([`crate::intake`]); recorded mails are set aside in batches too (one `UID MOVE` per
     /// folder), after their commit. A crash anywhere leaves either unrecorded mails in the inbox
@@ -232,7 +232,7 @@ impl Daemon {
         uidvalidity: u32,
         store: &mut Store,
     ) -> Result<PassStats, ImapError> {
-        const MOVE_EVERY: usize = 1000;
+        const MOVE_EVERY: usize = 2500;
         let started = Timestamp::now();
         let mut stats = PassStats::default();
         let clock = std::time::Instant::now();

@@ -298,19 +298,28 @@ impl Daemon {
         }
         self.flush_moves(conn, store, &mut moves, &mut stats)
             .await?;
-        if stats.recorded > 0 {
-            let t = &stats.timings;
-            let ms = |d: Duration| d.as_millis() as u64;
-            tracing::info!(
-                recorded = stats.recorded,
-                list_ms = ms(t.list),
-                fetch_ms = ms(t.fetch),
-                judge_wait_ms = ms(t.judge_wait),
-                record_ms = ms(t.record),
-                commit_ms = ms(t.commit),
-                move_ms = ms(t.moves),
-                "intake pass timings"
-            );
+        // Where a backlog's time went (at info only for a backlog: one line per IDLE wake-up
+        // would be noise).
+        let t = &stats.timings;
+        let ms = |d: Duration| d.as_millis() as u64;
+        macro_rules! timings {
+            ($level:ident) => {
+                tracing::$level!(
+                    recorded = stats.recorded,
+                    list_ms = ms(t.list),
+                    fetch_ms = ms(t.fetch),
+                    judge_wait_ms = ms(t.judge_wait),
+                    record_ms = ms(t.record),
+                    commit_ms = ms(t.commit),
+                    move_ms = ms(t.moves),
+                    "intake pass timings"
+                )
+            };
+        }
+        if stats.recorded >= BATCH_MAILS {
+            timings!(info);
+        } else if stats.recorded > 0 {
+            timings!(debug);
         }
         *self.last_pass.lock().unwrap_or_else(|e| e.into_inner()) = Some(started);
         Ok(stats)

@@ -7,6 +7,10 @@
 #   bash scripts/bench_backlog.sh [N ...]      default N = 1000; several N run one after the other
 #   SKIP_BUILD=1   use the release binaries already built
 #   KEEP=1         keep the server folder, store and logs (path printed)
+#   WRAP="perf record -g -o /tmp/x.data"   run the daemon under a profiler
+#   BIN=PATH       the mailintake binary to measure (default target/release/mailintake)
+#   BINS="A B"     several binaries, one after the other on the same mails (moved back into the
+#                  INBOX between runs, fresh store each time): a before/after on one machine state
 #
 # The mix: every fixture under 1 MB from fixtures/ (all groups but archives/, broken/ included),
 # and about 5 % drawn from fixtures/archives/; each made unique by an `X-Test-Seq: N` header and
@@ -23,7 +27,8 @@ if [ -z "${SKIP_BUILD:-}" ]; then
   echo "== cargo build --release --bin mailintake --example bare_fetch" >&2
   cargo build --release --quiet --bin mailintake --example bare_fetch
 fi
-BIN=$REPO/target/release/mailintake
+DEFAULT_BIN=${BIN:-$REPO/target/release/mailintake}
+BIN=$DEFAULT_BIN
 BARE=$REPO/target/release/examples/bare_fetch
 [ -x "$BIN" ] && [ -x "$BARE" ] || { echo "release binaries missing (unset SKIP_BUILD)" >&2; exit 1; }
 
@@ -124,6 +129,27 @@ path = "$D/bench/mailintake.db"
 dir = "$REPO/rules"
 EOF
 
+  # Every binary of BINS (default: BIN) on the same mails: between runs, the mails are moved
+  # back into the INBOX and the store starts empty.
+  local run=0 BIN
+  for BIN in ${BINS:-$DEFAULT_BIN}; do
+  run=$((run + 1))
+  if [ $run -gt 1 ]; then
+    IMAP_PORT=$IMAP_PORT MS_PASSWORD=$MS_PASSWORD python3 - <<'PY'
+import imaplib, os
+m = imaplib.IMAP4("127.0.0.1", int(os.environ["IMAP_PORT"]))
+m.login("help@sevmiac.ru", os.environ["MS_PASSWORD"])
+for folder in ("Processed", "Rejected", "Filtered", "Ignored"):
+    if m.select(folder)[0] == "OK":
+        m.uid("MOVE", "1:*", "INBOX")
+if m.select("Replies")[0] == "OK":
+    m.uid("STORE", "1:*", "+FLAGS.SILENT", r"(\Deleted)")
+    m.expunge()
+m.logout()
+PY
+    rm -f "$D/bench/mailintake.db"*
+  fi
+  echo "   binary: $BIN" >&2
   # 1. The bare fetch.
   local bare bare_s
   bare=$(IMAP_PASSWORD=$MS_PASSWORD "$BARE" "127.0.0.1:$IMAP_PORT" help@sevmiac.ru INBOX)
@@ -135,7 +161,7 @@ EOF
   t0=$(date +%s.%N)
   MAILINTAKE_IMAP_PASSWORD=$MS_PASSWORD MAILINTAKE_LOG=info \
     /usr/bin/time -v -o "$D/bench/time.txt" \
-    "$BIN" run --once --config "$D/bench/mailintake.toml" 2>"$D/bench/daemon.log" || rc=$?
+    ${WRAP:-} "$BIN" run --once --config "$D/bench/mailintake.toml" 2>"$D/bench/daemon.log" || rc=$?
   t1=$(date +%s.%N)
   [ $rc -eq 0 ] || { echo "daemon failed ($rc):" >&2; tail -5 "$D/bench/daemon.log" >&2; return 1; }
 
@@ -166,10 +192,15 @@ for sub in ("new", "cur"):
         if b"X-Test-Seq:" in open(os.path.join(p, f), "rb").read(4096):
             inbox += 1
 print(f"N={n} recorded={recorded} left_in_inbox={inbox} outbox={outbox}")
+for line in log.splitlines():
+    if "intake pass timings" in line and "recorded=" in line:
+        print("  intake pass timings: " + line.split("intake pass timings")[-1].strip())
+        break
 print(f"N={n}  bare_fetch_s={bare:.2f}  daemon_s={daemon:.2f}  ratio={daemon/bare:.2f}  "
       f"mails_per_s={n/daemon:.0f}  peak_rss_mb={rss_kb/1024:.1f}  "
       f"intake_phase_s={intake:.2f} (ratio {intake/bare:.2f})")
 PY
+  done
 }
 
 DIRS=()

@@ -73,7 +73,7 @@ dir = "$REPO/rules"
 replies_per_address_per_day = 100000
 EOF
 
-MAILINTAKE_IMAP_PASSWORD=$MS_PASSWORD MAILINTAKE_LOG="info,mailintake::smtp=debug" \
+MAILINTAKE_IMAP_PASSWORD=$MS_PASSWORD MAILINTAKE_LOG="info,mailintake::mail::smtp=debug" \
   "$BIN" run --config "$D/bench/mailintake.toml" 2>"$D/bench/daemon.log" &
 DAEMON=$!
 for _ in $(seq 100); do

@@ -1,8 +1,9 @@
 //! The daemon: glue between the mailbox (IMAP), the engine, the store and the outbox (SMTP).
 //!
-//! One intake pass: list the mailbox, and for each UID not yet set aside — fetch it (or only its
-//! header when it is too large), judge it, record everything it causes in one transaction, then
-//! set it aside into the folder of its outcome. The outbox sender delivers replies separately.
+//! One intake pass: list the mailbox, and for the UIDs not yet set aside — fetch them in batches
+//! (only the header of a mail too large), judge a batch on every core, record everything it
+//! causes in one transaction ([`crate::intake`]), then set its mails aside into the folders of
+//! their outcomes. The outbox sender delivers replies separately.
 //! An error on one mail is logged with the mail's UID and never stops the loop; connection errors
 //! reconnect with capped exponential backoff. Logs carry ids, never body text or patient data.
 
@@ -10,19 +11,18 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use sha2::{Digest, Sha256};
 use tokio::sync::{watch, Notify};
 
 use crate::config::Config;
 use crate::desk::calendar::Calendar;
+use crate::intake::{judge_batch, Fetched, Judged};
 use crate::mail::imap::{ImapConn, ImapError, ImapSettings, Wake};
 use crate::mail::replies::{ReplyContext, ReplyKind, Templates};
 use crate::mail::smtp::{Mailer, SendError};
 use crate::store::outbox::{AutoSubmitted, OutgoingMail};
-use crate::store::{Aside, Incoming, Outcome, ReplyRequest, ReplyWanted, Store};
-use crate::verdict::engine;
+use crate::store::{Aside, Outcome, ReplyRequest, ReplyWanted, Store};
 use crate::verdict::rules::RuleSet;
-use crate::verdict::{Code, Decision, FormFields, Verdict};
+use crate::verdict::{Code, Decision, Verdict};
 
 /// Rules and reply templates, swapped as a whole on reload.
 pub struct Loaded {
@@ -61,7 +61,7 @@ pub struct Daemon {
     pub loaded: Arc<RwLock<Loaded>>,
     pub outbox_ready: Arc<Notify>,
     /// Sender authenticity (`[auth]`, issue 9).
-    auth: crate::mail::auth::IntakeAuth,
+    auth: Arc<crate::mail::auth::IntakeAuth>,
     /// When the last complete intake pass started: a reply left `sending` by a crash is sent
     /// again only after a whole pass that started `confirm_seconds` after the attempt found no
     /// copy of it.
@@ -75,6 +75,8 @@ pub struct PassStats {
     pub recorded: usize,
     pub set_aside: usize,
     pub errors: usize,
+    /// Where the pass spent its time (waits on the critical path).
+    pub timings: crate::intake::PassTimings,
 }
 
 /// Fault injection for the crash harness: with `MAILINTAKE_CRASH_AT` set to a comma list of
@@ -137,12 +139,12 @@ pub fn lock_store(path: &std::path::Path) -> Result<std::fs::File, String> {
 
 /// Recorded mails waiting to be set aside, per folder: (UID, mail id).
 #[derive(Default)]
-struct PendingMoves {
+pub(crate) struct PendingMoves {
     by_folder: Vec<(Aside, Vec<(u32, i64)>)>,
 }
 
 impl PendingMoves {
-    fn add(&mut self, aside: Aside, uid: u32, mail_id: i64) {
+    pub(crate) fn add(&mut self, aside: Aside, uid: u32, mail_id: i64) {
         match self.by_folder.iter_mut().find(|(a, _)| *a == aside) {
             Some((_, v)) => v.push((uid, mail_id)),
             None => self.by_folder.push((aside, vec![(uid, mail_id)])),
@@ -152,6 +154,11 @@ impl PendingMoves {
         self.by_folder.iter().map(|(_, v)| v.len()).sum()
     }
 }
+
+/// Mails fetched (and then judged and recorded) together: one `UID FETCH`, one transaction.
+const BATCH_MAILS: usize = 200;
+/// ... unless they are larger than this together.
+const BATCH_BYTES: u64 = 8 * 1024 * 1024;
 
 /// When the server received the mail (INTERNALDATE), or now when it does not say.
 fn arrival(info: &crate::mail::imap::MailInfo) -> Timestamp {
@@ -183,7 +190,7 @@ impl Daemon {
             cfg,
             loaded: Arc::new(RwLock::new(loaded)),
             outbox_ready: Arc::new(Notify::new()),
-            auth,
+            auth: Arc::new(auth),
             last_pass: std::sync::Mutex::new(None),
         })
     }
@@ -222,22 +229,24 @@ impl Daemon {
     /// One pass over the mailbox. Connection errors are returned (the caller reconnects);
     /// a problem with one mail is logged and counted.
     ///
-    /// Mails are fetched in batches (one `UID FETCH` per ≤ 50 mails or 8 MiB) and judged and
-    /// recorded one by one, each in its own transaction; recorded mails are set aside in
-    /// batches too (one `UID MOVE` per folder), after their commits. A crash anywhere leaves
-    /// recorded-but-not-moved mails, which the next pass moves without judging them again.
+    /// Mails are fetched in batches (one `UID FETCH` per ≤ 200 mails or 8 MiB); a batch is
+    /// judged on every core while the next one is fetched, then recorded in ONE transaction
+    /// ([`crate::intake`]); recorded mails are set aside in batches too (one `UID MOVE` per
+    /// folder), after their commit. A crash anywhere leaves either unrecorded mails in the inbox
+    /// (judged again) or recorded-but-not-moved mails, which the next pass moves without
+    /// judging them again.
     pub async fn intake_pass(
         &self,
         conn: &mut ImapConn,
         uidvalidity: u32,
         store: &mut Store,
     ) -> Result<PassStats, ImapError> {
-        const BATCH_MAILS: usize = 50;
-        const BATCH_BYTES: u64 = 8 * 1024 * 1024;
-        const MOVE_EVERY: usize = 200;
+        const MOVE_EVERY: usize = 2500;
         let started = Timestamp::now();
         let mut stats = PassStats::default();
+        let clock = std::time::Instant::now();
         let list = conn.list().await?;
+        stats.timings.list += clock.elapsed();
         let mailbox = self.cfg.imap.mailbox.clone();
         let mut moves = PendingMoves::default();
         let mut new_mail: Vec<crate::mail::imap::MailInfo> = Vec::new();
@@ -269,69 +278,58 @@ impl Daemon {
         self.flush_moves(conn, store, &mut moves, &mut stats)
             .await?;
 
-        let mut i = 0;
-        while i < new_mail.len() {
-            // Oversized mail: headers only, one at a time.
-            if new_mail[i].size > self.cfg.imap.max_mail_bytes {
-                let info = &new_mail[i];
-                let arrived = arrival(info);
-                if let Some(raw) = conn.fetch_header(info.uid).await? {
-                    crash_point("after_fetch");
-                    self.record_fetched(
-                        store,
-                        uidvalidity,
-                        info.uid,
-                        info.size,
-                        arrived,
-                        raw,
-                        true,
-                        &mut moves,
-                        &mut stats,
-                    );
-                } else {
-                    tracing::warn!(uid = info.uid, "mail vanished before it could be fetched");
+        // A pipeline: while batch k+1 is fetched, batch k is judged on every core and then
+        // recorded in one transaction; it is moved (with others) only after that commit.
+        let mut judging: Option<tokio::task::JoinHandle<Vec<Judged>>> = None;
+        let mut next = 0;
+        while next < new_mail.len() {
+            let previous = judging.take();
+            let (fetched, ()) = tokio::join!(self.fetch_next(conn, &new_mail, &mut next), async {
+                if let Some(handle) = previous {
+                    self.record_judged(store, uidvalidity, handle, &mut moves, &mut stats)
+                        .await;
                 }
-                i += 1;
-                continue;
-            }
-            let mut batch = Vec::new();
-            let mut bytes = 0u64;
-            while i < new_mail.len()
-                && new_mail[i].size <= self.cfg.imap.max_mail_bytes
-                && batch.len() < BATCH_MAILS
-                && (batch.is_empty() || bytes + new_mail[i].size <= BATCH_BYTES)
-            {
-                bytes += new_mail[i].size;
-                batch.push(new_mail[i].clone());
-                i += 1;
-            }
-            let uids: Vec<u32> = batch.iter().map(|m| m.uid).collect();
-            let fetched = conn.fetch_raw_many(&uids).await?;
+            });
+            let (fetched, waited) = fetched?;
+            stats.timings.fetch += waited;
             crash_point("after_fetch");
-            for (uid, raw) in fetched {
-                let Some(info) = batch.iter().find(|m| m.uid == uid) else {
-                    continue;
-                };
-                let arrived = arrival(info);
-                self.record_fetched(
-                    store,
-                    uidvalidity,
-                    uid,
-                    info.size,
-                    arrived,
-                    raw,
-                    false,
-                    &mut moves,
-                    &mut stats,
-                );
+            if !fetched.is_empty() {
+                judging = Some(self.spawn_judging(fetched));
             }
             if moves.len() >= MOVE_EVERY {
                 self.flush_moves(conn, store, &mut moves, &mut stats)
                     .await?;
             }
         }
+        if let Some(handle) = judging.take() {
+            self.record_judged(store, uidvalidity, handle, &mut moves, &mut stats)
+                .await;
+        }
         self.flush_moves(conn, store, &mut moves, &mut stats)
             .await?;
+        // Where a backlog's time went (at info only for a backlog: one line per IDLE wake-up
+        // would be noise).
+        let t = &stats.timings;
+        let ms = |d: Duration| d.as_millis() as u64;
+        macro_rules! timings {
+            ($level:ident) => {
+                tracing::$level!(
+                    recorded = stats.recorded,
+                    list_ms = ms(t.list),
+                    fetch_ms = ms(t.fetch),
+                    judge_wait_ms = ms(t.judge_wait),
+                    record_ms = ms(t.record),
+                    commit_ms = ms(t.commit),
+                    move_ms = ms(t.moves),
+                    "intake pass timings"
+                )
+            };
+        }
+        if stats.recorded >= BATCH_MAILS {
+            timings!(info);
+        } else if stats.recorded > 0 {
+            timings!(debug);
+        }
         *self.last_pass.lock().unwrap_or_else(|e| e.into_inner()) = Some(started);
         // For the web console's /healthz and /metrics, which may run in another process.
         if let Err(e) = store.set_meta(
@@ -357,6 +355,7 @@ impl Daemon {
             }
             let folder = folder_for(&self.cfg, aside).to_string();
             let uids: Vec<u32> = items.iter().map(|(uid, _)| *uid).collect();
+            let clock = std::time::Instant::now();
             crash_point("before_move");
             let how = conn
                 .set_aside_many(&uids, &folder, &self.cfg.imap.folders.keyword)
@@ -368,152 +367,96 @@ impl Daemon {
                 tracing::error!(error = %e, "cannot mark mails as set aside");
             }
             stats.set_aside += ids.len();
+            stats.timings.moves += clock.elapsed();
         }
         Ok(())
     }
 
-    /// Judge and record one fetched mail; on success it joins the pending moves.
-    #[allow(clippy::too_many_arguments)]
-    fn record_fetched(
+    /// Fetch the next batch of `new_mail` from `*next` on: one oversized mail (its header
+    /// only), or up to `BATCH_MAILS` mails / `BATCH_BYTES` in one `UID FETCH`. Returns the
+    /// mails and the time the fetch took.
+    async fn fetch_next(
+        &self,
+        conn: &mut ImapConn,
+        new_mail: &[crate::mail::imap::MailInfo],
+        next: &mut usize,
+    ) -> Result<(Vec<Fetched>, Duration), ImapError> {
+        let clock = std::time::Instant::now();
+        let max = self.cfg.imap.max_mail_bytes;
+        let mut fetched = Vec::new();
+        let first = *next;
+        if new_mail[first].size > max {
+            let info = &new_mail[first];
+            *next += 1;
+            match conn.fetch_header(info.uid).await? {
+                Some(raw) => fetched.push(Fetched {
+                    uid: info.uid,
+                    size: info.size,
+                    arrived_at: arrival(info),
+                    raw,
+                    headers_only: true,
+                }),
+                None => tracing::warn!(uid = info.uid, "mail vanished before it could be fetched"),
+            }
+            return Ok((fetched, clock.elapsed()));
+        }
+        let mut bytes = 0u64;
+        let mut i = first;
+        while i < new_mail.len()
+            && new_mail[i].size <= max
+            && i - first < BATCH_MAILS
+            && (i == first || bytes + new_mail[i].size <= BATCH_BYTES)
+        {
+            bytes += new_mail[i].size;
+            i += 1;
+        }
+        *next = i;
+        let batch = &new_mail[first..i];
+        let uids: Vec<u32> = batch.iter().map(|m| m.uid).collect();
+        for (uid, raw) in conn.fetch_raw_many(&uids).await? {
+            let Some(info) = batch.iter().find(|m| m.uid == uid) else {
+                continue;
+            };
+            fetched.push(Fetched {
+                uid,
+                size: info.size,
+                arrived_at: arrival(info),
+                raw,
+                headers_only: false,
+            });
+        }
+        Ok((fetched, clock.elapsed()))
+    }
+
+    /// Judge a fetched batch on the judging pool ([`judge_batch`]), off the async threads.
+    fn spawn_judging(&self, batch: Vec<Fetched>) -> tokio::task::JoinHandle<Vec<Judged>> {
+        let loaded = self.loaded.clone();
+        let auth = self.auth.clone();
+        tokio::task::spawn_blocking(move || {
+            let loaded = loaded.read().unwrap_or_else(|e| e.into_inner());
+            judge_batch(&loaded, Some(&auth), batch)
+        })
+    }
+
+    /// Wait for a batch being judged, and record it ([`Daemon::record_batch`]).
+    async fn record_judged(
         &self,
         store: &mut Store,
         uidvalidity: u32,
-        uid: u32,
-        size: u64,
-        arrived_at: Timestamp,
-        raw: Vec<u8>,
-        headers_only: bool,
+        handle: tokio::task::JoinHandle<Vec<Judged>>,
         moves: &mut PendingMoves,
         stats: &mut PassStats,
     ) {
-        match self.judge_and_record(store, uidvalidity, uid, size, arrived_at, raw, headers_only) {
-            Some((mail_id, aside)) => {
-                stats.recorded += 1;
-                moves.add(aside, uid, mail_id);
-            }
-            None => stats.errors += 1,
-        }
-    }
-
-    /// Judge and record one mail. `None`: this mail failed (logged); it stays for the next pass.
-    #[allow(clippy::too_many_arguments)]
-    fn judge_and_record(
-        &self,
-        store: &mut Store,
-        uidvalidity: u32,
-        uid: u32,
-        size: u64,
-        arrived_at: Timestamp,
-        raw: Vec<u8>,
-        headers_only: bool,
-    ) -> Option<(i64, Aside)> {
-        // A headers-only record is told apart from the same headers of a smaller mail by its size.
-        let mut hasher = Sha256::new();
-        hasher.update(&raw);
-        if headers_only {
-            hasher.update(format!("\nsize={size}").as_bytes());
-        }
-        let sha = hex::encode(hasher.finalize());
-        // Sender authenticity (issue 9), before judging: a DNS failure leaves the mail in the
-        // inbox for the next pass, until `auth.max_wait` has passed since it arrived.
-        let sender_allowed = engine::sender_domain_allowed(
-            &raw,
-            &self.loaded.read().unwrap_or_else(|e| e.into_inner()).rules,
-        );
-        let auth = match self.auth.step(
-            &raw,
-            headers_only,
-            sender_allowed,
-            arrived_at,
-            Timestamp::now(),
-        ) {
-            crate::mail::auth::AuthStep::Judge(a) => a,
-            crate::mail::auth::AuthStep::Later => {
-                tracing::info!(
-                    uid,
-                    "sender check hit a DNS failure; the mail waits for the next pass"
-                );
-                return None;
-            }
-        };
-        let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
-        let rules = &loaded.rules;
-        // The engine never panics on input (fuzzed, see fuzz/); should a bug make it, this mail
-        // is logged and left in the inbox while the daemon goes on with the others.
-        let judged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut verdict = if headers_only {
-                engine::evaluate_oversized_authenticated(&raw, size, rules, auth.as_ref())
-            } else {
-                engine::evaluate_authenticated(&raw, rules, true, auth.as_ref())
-            };
-            // A tag naming no ticket of ours: judge the mail as new (reg. 4.2 applies only to ours).
-            if let Some(n) = verdict.followup_of {
-                if !store.ticket_exists(n as i64).unwrap_or(false) {
-                    if verdict.decision == Decision::Followup {
-                        verdict = engine::evaluate_authenticated(&raw, rules, false, auth.as_ref());
-                    } else {
-                        verdict.followup_of = None;
-                    }
-                }
-            }
-            verdict
-        }));
-        let Ok(verdict) = judged else {
-            tracing::error!(
-                uid,
-                "the verdict engine failed on this mail; it stays in the mailbox"
-            );
-            return None;
-        };
-        let own_reply = verdict
-            .message_id
-            .as_deref()
-            .is_some_and(|id| rules.followup.ticket_in_message_id(id).is_some())
-            && verdict.sender.eq_ignore_ascii_case(&self.cfg.smtp.from);
-        let incoming = Incoming {
-            mailbox: &self.cfg.imap.mailbox,
-            uidvalidity,
-            uid,
-            arrived_at,
-            raw: &raw,
-            headers_only,
-            size,
-            sha256: sha,
-            accept_due: Some(rfc3339(&loaded.calendar.accept_due(arrived_at))),
-        };
-        let mut render = |req: &ReplyRequest<'_>| self.render_reply(&loaded, req);
-        let form_complete =
-            |f: &FormFields| crate::verdict::form::missing_required(f, &rules.form).is_empty();
-        let recorded = store.record_mail(
-            &incoming,
-            &verdict,
-            own_reply,
-            self.cfg.limits.replies_per_address_per_day,
-            Timestamp::now(),
-            &mut render,
-            &form_complete,
-        );
-        drop(loaded);
-        match recorded {
-            Ok((mail_id, outcome)) => {
-                crash_point("after_commit");
-                let aside = match &outcome {
-                    Outcome::OwnReply => Aside::Replies,
-                    Outcome::Duplicate { .. } => store
-                        .ledger_state(&self.cfg.imap.mailbox, uidvalidity, uid)
-                        .ok()
-                        .flatten()
-                        .map(|s| s.aside)
-                        .unwrap_or(Aside::Processed),
-                    _ => Aside::for_decision(verdict.decision),
-                };
-                log_outcome(uid, mail_id, &verdict, &outcome);
-                self.outbox_ready.notify_one();
-                Some((mail_id, aside))
-            }
+        let clock = std::time::Instant::now();
+        let judged = handle.await;
+        stats.timings.judge_wait += clock.elapsed();
+        match judged {
+            Ok(judged) => self.record_batch(store, uidvalidity, judged, moves, stats),
             Err(e) => {
-                tracing::error!(uid, error = %e, "cannot record mail; it stays in the mailbox and is retried");
-                None
+                // Not expected (the engine's panics are caught per mail): the batch stays in
+                // the inbox and is judged again on the next pass.
+                tracing::error!(error = %e, "judging a batch failed; it stays in the mailbox");
+                stats.errors += 1;
             }
         }
     }
@@ -616,13 +559,15 @@ impl Daemon {
             }
         };
         let mut sent = 0;
+        // One SMTP connection for the round.
+        let mut session = mailer.session();
         for item in due {
             if let Err(e) = store.mark_sending(item.id, Timestamp::now()) {
                 tracing::error!(outbox = item.id, error = %e, "cannot mark reply as sending");
                 continue;
             }
             crash_point("before_smtp");
-            match mailer.send(&item.mail).await {
+            match session.send(&item.mail).await {
                 Ok(()) => {
                     crash_point("after_smtp");
                     if let Err(e) = store.mark_sent(item.id, Timestamp::now()) {
@@ -634,6 +579,7 @@ impl Daemon {
                 Err(e) => self.record_send_error(store, &item, &e),
             }
         }
+        session.close().await;
         sent
     }
 
@@ -916,7 +862,7 @@ pub fn rfc3339(z: &jiff::Zoned) -> String {
     z.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
 }
 
-fn log_outcome(uid: u32, mail_id: i64, v: &Verdict, outcome: &Outcome) {
+pub(crate) fn log_outcome(uid: u32, mail_id: i64, v: &Verdict, outcome: &Outcome) {
     let codes: Vec<&str> = v.reasons.iter().map(|r| r.code.as_str()).collect();
     match outcome {
         Outcome::NewTicket { ticket, status } => {

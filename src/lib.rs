@@ -25,7 +25,8 @@
 //!   [`desk::console`] (the web console's queries: queue, ticket page, counters),
 //!   [`desk::users`] (console accounts, argon2).
 //! - The programs on top: [`config`] (the daemon's TOML), [`daemon`] (intake passes, the outbox
-//!   sender, reconnects, shutdown), [`check`] (the `check` command), [`maintenance`] (backup,
+//!   sender, reconnects, shutdown), [`intake`] (a fetched batch judged on every core and
+//!   recorded in one transaction), [`check`] (the `check` command), [`maintenance`] (backup,
 //!   restore, retention of raw mail), [`logging`] (text, JSON lines or journald), [`web`] (the
 //!   operators' web console: axum + askama over the desk functions); `main.rs` is the CLI.
 
@@ -33,6 +34,7 @@ pub mod check;
 pub mod config;
 pub mod daemon;
 pub mod desk;
+pub mod intake;
 pub mod logging;
 pub mod mail;
 pub mod maintenance;

@@ -22,10 +22,10 @@ use crate::mail::trust::Trust;
 use crate::store::outbox::OutgoingMail;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::Tls;
-use lettre::transport::smtp::PoolConfig;
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::{Address, Message};
 use serde::Deserialize;
 
 /// Longest subject we send, in characters (the reply templates cut to the same length).
@@ -267,16 +267,20 @@ pub fn build(mail: &OutgoingMail, s: &SmtpSettings) -> Result<Message, SendError
 
 /// Sends mail over one SMTP server. Cheap to share behind an `Arc`.
 ///
-/// Each mail gets its own SMTP session (lettre's pool is set to keep no idle connection): the
-/// desk sends a few dozen mails a day, and a fresh session never meets a server-side idle
-/// timeout or a relay whose configuration changed under a pooled connection.
+/// The connection is ours, not lettre's: lettre writes the message and its closing
+/// `\r\n.\r\n` in two writes on a socket without `TCP_NODELAY`, so Nagle holds the dot until
+/// the server's delayed ACK (~40 ms) — 45 ms a reply. We open the TCP stream ourselves with
+/// `TCP_NODELAY` and hand it to lettre's [`AsyncSmtpConnection`].
+///
+/// One connection serves a [`SmtpSession`] (the outbox sender opens one per round of due
+/// mail) and is closed with it: a connection kept open between rounds would go on with the
+/// configuration its server had when it opened (Postfix's smtpd keeps its settings for the
+/// session), and the desk's rounds are minutes apart outside a backlog.
 pub struct Mailer {
     settings: SmtpSettings,
     /// The roots the server's certificate is checked against (system + `smtp.ca_file`).
     trust: Trust,
-    // Built on first use: lettre's pool spawns a Tokio task, so it needs a running runtime,
-    // while `Mailer::new` may be called before one exists.
-    transport: tokio::sync::OnceCell<AsyncSmtpTransport<Tokio1Executor>>,
+    tls: Option<TlsParameters>,
 }
 
 impl fmt::Debug for Mailer {
@@ -287,6 +291,9 @@ impl fmt::Debug for Mailer {
     }
 }
 
+/// Mails sent over one connection before it is replaced by a fresh one.
+const MAILS_PER_CONNECTION: usize = 100;
+
 impl Mailer {
     /// Checks the settings; connects only on the first [`send`](Mailer::send).
     pub fn new(s: &SmtpSettings) -> Result<Mailer, SendError> {
@@ -295,78 +302,237 @@ impl Mailer {
 
     /// [`Mailer::new`] trusting these roots (the system's plus `smtp.ca_file`).
     pub fn with_trust(s: &SmtpSettings, trust: Trust) -> Result<Mailer, SendError> {
-        transport_builder(s, &trust)?;
+        let tls = check_settings(s, &trust)?;
         parse_address("sender", &s.from)?;
         Ok(Mailer {
             settings: s.clone(),
             trust,
-            transport: tokio::sync::OnceCell::new(),
+            tls,
         })
     }
 
-    /// Sends one mail. Never retries; see [`SendError`] for what to do on failure.
+    /// A TLS failure as an administrator can act on it: which server, the reason, and where the
+    /// CA goes when the certificate's issuer is unknown.
+    fn tls_error(&self, reason: &str) -> SendError {
+        // lettre repeats its layers ("Connection error: Connection error: …"): each distinct
+        // part once.
+        let mut parts: Vec<&str> = Vec::new();
+        for p in reason.split(": ") {
+            if !parts.contains(&p) {
+                parts.push(p);
+            }
+        }
+        SendError::Transient(format!(
+            "TLS with {}:{}: {}; {}",
+            self.settings.host,
+            self.settings.port,
+            parts.join(": "),
+            self.trust.hint("smtp")
+        ))
+    }
+
+    /// Sends one mail over a connection of its own. Never retries; see [`SendError`] for what
+    /// to do on failure.
     pub async fn send(&self, mail: &OutgoingMail) -> Result<(), SendError> {
-        let message = build(mail, &self.settings)?;
-        let transport = self
-            .transport
-            .get_or_try_init(|| async {
-                transport_builder(&self.settings, &self.trust).map(|b| b.build::<Tokio1Executor>())
-            })
-            .await?;
-        let limit = self.settings.timeout.saturating_mul(4);
-        match tokio::time::timeout(limit, transport.send(message)).await {
-            Ok(Ok(response)) => {
-                tracing::debug!(
-                    message_id = %mail.message_id,
-                    code = %response.code(),
-                    "mail accepted by the SMTP server"
-                );
-                Ok(())
+        let mut session = self.session();
+        let result = session.send(mail).await;
+        session.close().await;
+        result
+    }
+
+    /// A session: its mails share one connection (opened on the first send, reopened after an
+    /// error). Close it when the round is over.
+    pub fn session(&self) -> SmtpSession<'_> {
+        SmtpSession {
+            mailer: self,
+            conn: None,
+            sent_on_conn: 0,
+        }
+    }
+
+    /// A new, greeted (and, as configured, encrypted and authenticated) connection.
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let s = &self.settings;
+        let transient = |what: &str, e: &dyn fmt::Display| {
+            SendError::Transient(format!("{what} {}:{}: {e}", s.host, s.port))
+        };
+        let host = s.host.trim().trim_start_matches('[').trim_end_matches(']');
+        let tcp = tokio::time::timeout(s.timeout, tokio::net::TcpStream::connect((host, s.port)))
+            .await
+            .map_err(|_| transient("connecting to", &"timed out"))?
+            .map_err(|e| transient("connecting to", &e))?;
+        // The reason this connection is ours: see the type's documentation.
+        tcp.set_nodelay(true)
+            .map_err(|e| transient("TCP_NODELAY on", &e))?;
+        let hello = ClientId::default();
+        let stream: Box<dyn AsyncTokioStream> = match s.security {
+            SmtpSecurity::Tls => {
+                let config = self
+                    .trust
+                    .rustls_config()
+                    .map_err(|e| SendError::Permanent(format!("SMTP settings: {e}")))?;
+                let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|e| SendError::Permanent(format!("SMTP settings: {host}: {e}")))?;
+                let tls = tokio_rustls::TlsConnector::from(config)
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| {
+                        let reason = e.to_string();
+                        if reason.contains("certificate") {
+                            self.tls_error(&reason)
+                        } else {
+                            transient("TLS with", &reason)
+                        }
+                    })?;
+                Box::new(TlsWire(Box::new(tls)))
             }
-            // A certificate no trusted CA issued: say which server and where the CA goes.
-            Ok(Err(e)) if e.is_tls() || error_chain(&e).contains("certificate") => {
-                // lettre repeats its layers ("Connection error: Connection error: …"): each
-                // distinct part once.
-                let mut parts: Vec<String> = Vec::new();
-                for p in error_chain(&e).split(": ") {
-                    if !parts.iter().any(|q| q == p) {
-                        parts.push(p.to_string());
-                    }
+            SmtpSecurity::Starttls | SmtpSecurity::None => Box::new(tcp),
+        };
+        let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &hello)
+            .await
+            .map_err(SendError::from_smtp)?;
+        if s.security == SmtpSecurity::Starttls {
+            let params = self.tls.clone().ok_or_else(|| {
+                SendError::Permanent("SMTP settings: no TLS parameters for STARTTLS".into())
+            })?;
+            conn.starttls(params, &hello).await.map_err(|e| {
+                if e.is_tls() || error_chain(&e).contains("certificate") {
+                    self.tls_error(&error_chain(&e))
+                } else {
+                    SendError::from_smtp(e)
                 }
-                Err(SendError::Transient(format!(
-                    "TLS with {}:{}: {}; {}",
-                    self.settings.host,
-                    self.settings.port,
-                    parts.join(": "),
-                    self.trust.hint("smtp")
-                )))
-            }
-            Ok(Err(e)) => Err(SendError::from_smtp(e)),
+            })?;
+        }
+        if let Some(user) = &s.username {
+            let credentials =
+                Credentials::new(user.clone(), s.password.clone().unwrap_or_default());
+            conn.auth(DEFAULT_MECHANISMS, &credentials)
+                .await
+                .map_err(SendError::from_smtp)?;
+        }
+        Ok(conn)
+    }
+}
+
+/// Mails sent over one SMTP connection; see [`Mailer::session`].
+pub struct SmtpSession<'a> {
+    mailer: &'a Mailer,
+    conn: Option<AsyncSmtpConnection>,
+    sent_on_conn: usize,
+}
+
+impl SmtpSession<'_> {
+    /// Sends one mail. Never retries; see [`SendError`] for what to do on failure. After an
+    /// error the connection is dropped and the next mail opens a new one.
+    pub async fn send(&mut self, mail: &OutgoingMail) -> Result<(), SendError> {
+        let message = build(mail, &self.mailer.settings)?;
+        let limit = self.mailer.settings.timeout.saturating_mul(4);
+        let result = match tokio::time::timeout(limit, self.send_message(&message)).await {
+            Ok(r) => r,
             Err(_) => Err(SendError::Transient(format!(
                 "sending took longer than {} s",
                 limit.as_secs()
             ))),
+        };
+        match &result {
+            Ok(code) => {
+                tracing::debug!(
+                    message_id = %mail.message_id,
+                    code = %code,
+                    "mail accepted by the SMTP server"
+                );
+                self.sent_on_conn += 1;
+            }
+            Err(_) => {
+                // lettre has already aborted a connection that saw an error reply; a timeout
+                // leaves it in an unknown state. Either way, the next mail starts afresh.
+                if let Some(mut conn) = self.conn.take() {
+                    conn.abort().await;
+                }
+            }
         }
+        result.map(|_| ())
     }
-}
 
-impl Drop for Mailer {
-    fn drop(&mut self) {
-        // lettre's pool spawns a Tokio task when dropped, which panics outside a runtime (a
-        // Mailer kept until after the runtime shut down). Then the pool is leaked instead:
-        // the process is ending, and an idle pool holds no connection (max_size 0).
-        if tokio::runtime::Handle::try_current().is_err() {
-            if let Some(transport) = self.transport.take() {
-                std::mem::forget(transport);
+    async fn send_message(&mut self, message: &Message) -> Result<String, SendError> {
+        let stale = self
+            .conn
+            .as_ref()
+            .is_some_and(|c| c.has_broken() || self.sent_on_conn >= MAILS_PER_CONNECTION);
+        if stale {
+            self.close_conn().await;
+        }
+        if self.conn.is_none() {
+            self.conn = Some(self.mailer.connect().await?);
+            self.sent_on_conn = 0;
+        }
+        let conn = self.conn.as_mut().expect("connected just above");
+        let response = conn
+            .send(message.envelope(), &message.formatted())
+            .await
+            .map_err(SendError::from_smtp)?;
+        Ok(response.code().to_string())
+    }
+
+    async fn close_conn(&mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            if !conn.has_broken() {
+                let _ = conn.quit().await;
             }
         }
     }
+
+    /// QUIT, and the connection is closed.
+    pub async fn close(mut self) {
+        let limit = self.mailer.settings.timeout;
+        let _ = tokio::time::timeout(limit, self.close_conn()).await;
+    }
 }
 
-fn transport_builder(
-    s: &SmtpSettings,
-    trust: &Trust,
-) -> Result<lettre::transport::smtp::AsyncSmtpTransportBuilder, SendError> {
+/// Implicit TLS (SMTPS) over our own TCP stream, in the shape lettre takes an existing stream.
+#[derive(Debug)]
+struct TlsWire(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>);
+
+impl AsyncTokioStream for TlsWire {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.0.get_ref().0.peer_addr()
+    }
+}
+
+impl tokio::io::AsyncRead for TlsWire {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(self.0.as_mut()).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for TlsWire {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(self.0.as_mut()).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(self.0.as_mut()).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(self.0.as_mut()).poll_shutdown(cx)
+    }
+}
+
+/// Checks the settings; returns the TLS parameters STARTTLS will need.
+fn check_settings(s: &SmtpSettings, trust: &Trust) -> Result<Option<TlsParameters>, SendError> {
     let config = |m: String| SendError::Permanent(format!("SMTP settings: {m}"));
     if s.host.trim().is_empty() {
         return Err(config("host is empty".into()));
@@ -376,11 +542,14 @@ fn transport_builder(
             .lettre_parameters(host)
             .map_err(|e| config(format!("TLS for {host}: {e}")))
     };
-    let builder = match s.security {
-        SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
-            .tls(Tls::Wrapper(tls(&s.host)?)),
-        SmtpSecurity::Starttls => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
-            .tls(Tls::Required(tls(&s.host)?)),
+    match s.security {
+        SmtpSecurity::Tls => {
+            let host = s.host.trim().trim_start_matches('[').trim_end_matches(']');
+            rustls::pki_types::ServerName::try_from(host.to_string())
+                .map_err(|e| config(format!("TLS for {host}: {e}")))?;
+            Ok(None)
+        }
+        SmtpSecurity::Starttls => Ok(Some(tls(&s.host)?)),
         SmtpSecurity::None => {
             if s.username.is_some() && !is_loopback(&s.host) {
                 return Err(config(format!(
@@ -388,18 +557,9 @@ fn transport_builder(
                     s.host
                 )));
             }
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
+            Ok(None)
         }
-    };
-    let mut builder = builder
-        .port(s.port)
-        .timeout(Some(s.timeout))
-        .pool_config(PoolConfig::new().min_idle(0).max_size(0));
-    if let Some(user) = &s.username {
-        let password = s.password.clone().unwrap_or_default();
-        builder = builder.credentials(Credentials::new(user.clone(), password));
     }
-    Ok(builder)
 }
 
 fn is_loopback(host: &str) -> bool {

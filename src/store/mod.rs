@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod acceptance;
 pub mod backup;
+pub mod batch;
 pub mod outbox;
 pub mod retention;
 
@@ -250,7 +251,7 @@ pub struct Store {
 }
 
 /// The newest schema this binary knows (`mailintake --version` prints it).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 const MIGRATIONS: &[&str] = &[
     // 1: the first schema.
@@ -381,6 +382,13 @@ const MIGRATIONS: &[&str] = &[
         WHERE accepted_at IS NULL AND status IN ('new', 'feedback');
     CREATE INDEX mails_decision ON mails (decision);
     "#,
+    // 5: indexes for the queries every intake pass and outbox round make, which scanned the
+    // whole ledger (raw mails included) and grew with it: replies found by their copy
+    // (message_id), and recorded mails not yet set aside.
+    r#"
+    CREATE INDEX mails_message_id ON mails (message_id);
+    CREATE INDEX mails_not_set_aside ON mails (mailbox, uidvalidity) WHERE set_aside_at IS NULL;
+    "#,
 ];
 
 /// Stored instants are compared as text in SQL (`next_attempt_at <= ?`), so they have one fixed
@@ -420,6 +428,8 @@ impl Store {
         // waits here for another one instead of failing with "database is locked" when a read
         // would have to be upgraded.
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // Recording a mail runs a dozen statements; they are prepared once per connection.
+        conn.set_prepared_statement_cache_capacity(64);
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -470,20 +480,7 @@ impl Store {
         uidvalidity: u32,
         uid: u32,
     ) -> Result<Option<LedgerState>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT id, aside, set_aside_at IS NOT NULL FROM mails WHERE mailbox = ?1 AND uidvalidity = ?2 AND uid = ?3",
-                params![mailbox, uidvalidity, uid],
-                |r| {
-                    Ok(LedgerState {
-                        mail_id: r.get(0)?,
-                        aside: Aside::parse(&r.get::<_, String>(1)?).unwrap_or(Aside::Processed),
-                        set_aside: r.get(2)?,
-                    })
-                },
-            )
-            .optional()?)
+        ledger_state_in(&self.conn, mailbox, uidvalidity, uid)
     }
 
     /// Mark several mails set aside, in one transaction.
@@ -557,14 +554,38 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let result = Store::record_in(
+            &tx,
+            mail,
+            verdict,
+            own_reply,
+            limit,
+            now,
+            render,
+            form_complete,
+        )?;
+        tx.commit()?;
+        Ok(result)
+    }
+
+    /// What [`Store::record_mail`] writes, inside the caller's transaction: one mail's, or a
+    /// batch's ([`batch`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record_in(
+        tx: &Transaction<'_>,
+        mail: &Incoming<'_>,
+        verdict: &Verdict,
+        own_reply: bool,
+        limit: u32,
+        now: Timestamp,
+        render: &mut dyn FnMut(&ReplyRequest<'_>) -> OutgoingMail,
+        form_complete: &dyn Fn(&FormFields) -> bool,
+    ) -> Result<(i64, Outcome)> {
         // A redelivery of bytes already recorded (e.g. after a UIDVALIDITY change): record the
         // sighting, do nothing else.
         let dup: Option<(i64, String)> = tx
-            .query_row(
-                "SELECT id, aside FROM mails WHERE sha256 = ?1 ORDER BY id LIMIT 1",
-                params![mail.sha256],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .prepare_cached("SELECT id, aside FROM mails WHERE sha256 = ?1 ORDER BY id LIMIT 1")?
+            .query_row(params![mail.sha256], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         let verdict_json =
             serde_json::to_string(verdict).map_err(|e| StoreError::Other(e.to_string()))?;
@@ -575,11 +596,9 @@ impl Store {
                            aside: Aside,
                            ticket: Option<i64>|
          -> Result<i64> {
-            tx.execute(
-                "INSERT INTO mails (mailbox, uidvalidity, uid, message_id, sha256, size, arrived_at, processed_at,
+            tx.prepare_cached("INSERT INTO mails (mailbox, uidvalidity, uid, message_id, sha256, size, arrived_at, processed_at,
                                     decision, outcome, reasons, verdict, sender, subject, ticket_id, raw, headers_only, aside)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-                params![
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)")?.execute(params![
                     mail.mailbox,
                     mail.uidvalidity,
                     mail.uid,
@@ -598,37 +617,31 @@ impl Store {
                     mail.raw,
                     mail.headers_only,
                     aside.as_str(),
-                ],
-            )?;
+                ])?;
             Ok(tx.last_insert_rowid())
         };
         if let Some((of_mail, aside)) = dup {
             let aside = Aside::parse(&aside).unwrap_or(Aside::Processed);
-            let id = insert_mail(&tx, "duplicate", aside, None)?;
-            tx.commit()?;
+            let id = insert_mail(tx, "duplicate", aside, None)?;
             return Ok((id, Outcome::Duplicate { of_mail }));
         }
         if own_reply {
-            let id = insert_mail(&tx, "own_reply", Aside::Replies, None)?;
-            tx.commit()?;
+            let id = insert_mail(tx, "own_reply", Aside::Replies, None)?;
             return Ok((id, Outcome::OwnReply));
         }
 
         let aside = Aside::for_decision(verdict.decision);
         let result = match verdict.decision {
-            Decision::Filter => (
-                insert_mail(&tx, "filtered", aside, None)?,
-                Outcome::Filtered,
-            ),
-            Decision::Ignore => (insert_mail(&tx, "ignored", aside, None)?, Outcome::Ignored),
+            Decision::Filter => (insert_mail(tx, "filtered", aside, None)?, Outcome::Filtered),
+            Decision::Ignore => (insert_mail(tx, "ignored", aside, None)?, Outcome::Ignored),
             Decision::Reject => {
                 let ticket = verdict
                     .followup_of
-                    .and_then(|n| ticket_exists(&tx, n as i64).ok().flatten());
-                let id = insert_mail(&tx, "rejected", aside, ticket)?;
+                    .and_then(|n| ticket_exists(tx, n as i64).ok().flatten());
+                let id = insert_mail(tx, "rejected", aside, ticket)?;
                 if let Some(t) = ticket {
                     add_event(
-                        &tx,
+                        tx,
                         t,
                         now,
                         "mailintake",
@@ -637,7 +650,7 @@ impl Store {
                     )?;
                 }
                 queue_reply(
-                    &tx,
+                    tx,
                     ReplyWanted::Reject,
                     ticket,
                     Some(id),
@@ -652,12 +665,12 @@ impl Store {
             Decision::Followup => {
                 let existing = verdict
                     .followup_of
-                    .and_then(|n| ticket_exists(&tx, n as i64).ok().flatten());
+                    .and_then(|n| ticket_exists(tx, n as i64).ok().flatten());
                 match existing {
                     Some(t) => {
-                        let id = insert_mail(&tx, "followup", aside, Some(t))?;
+                        let id = insert_mail(tx, "followup", aside, Some(t))?;
                         let completed =
-                            add_followup(&tx, t, id, verdict, now, limit, render, form_complete)?;
+                            add_followup(tx, t, id, verdict, now, limit, render, form_complete)?;
                         (
                             id,
                             Outcome::Followup {
@@ -684,9 +697,9 @@ impl Store {
                 } else {
                     Status::Feedback
                 };
-                let id = insert_mail(&tx, "ticket", aside, None)?;
+                let id = insert_mail(tx, "ticket", aside, None)?;
                 let t = create_ticket(
-                    &tx,
+                    tx,
                     id,
                     mail.arrived_at,
                     mail.accept_due.as_deref(),
@@ -694,17 +707,15 @@ impl Store {
                     status,
                     now,
                 )?;
-                tx.execute(
-                    "UPDATE mails SET ticket_id = ?2 WHERE id = ?1",
-                    params![id, t],
-                )?;
+                tx.prepare_cached("UPDATE mails SET ticket_id = ?2 WHERE id = ?1")?
+                    .execute(params![id, t])?;
                 let kind = if status == Status::New {
                     ReplyWanted::Accept
                 } else {
                     ReplyWanted::Incomplete
                 };
                 queue_reply(
-                    &tx,
+                    tx,
                     kind,
                     Some(t),
                     Some(id),
@@ -717,7 +728,6 @@ impl Store {
                 (id, Outcome::NewTicket { ticket: t, status })
             }
         };
-        tx.commit()?;
         Ok(result)
     }
 
@@ -1099,11 +1109,31 @@ pub(crate) fn ticket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketRow> {
     })
 }
 
+fn ledger_state_in(
+    conn: &Connection,
+    mailbox: &str,
+    uidvalidity: u32,
+    uid: u32,
+) -> Result<Option<LedgerState>> {
+    Ok(conn
+        .query_row(
+            "SELECT id, aside, set_aside_at IS NOT NULL FROM mails WHERE mailbox = ?1 AND uidvalidity = ?2 AND uid = ?3",
+            params![mailbox, uidvalidity, uid],
+            |r| {
+                Ok(LedgerState {
+                    mail_id: r.get(0)?,
+                    aside: Aside::parse(&r.get::<_, String>(1)?).unwrap_or(Aside::Processed),
+                    set_aside: r.get(2)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
 fn ticket_exists(conn: &Connection, n: i64) -> rusqlite::Result<Option<i64>> {
-    conn.query_row("SELECT id FROM tickets WHERE id = ?1", params![n], |r| {
-        r.get(0)
-    })
-    .optional()
+    conn.prepare_cached("SELECT id FROM tickets WHERE id = ?1")?
+        .query_row(params![n], |r| r.get(0))
+        .optional()
 }
 
 /// One line of a ticket's history; the id of the event row.
@@ -1115,10 +1145,10 @@ pub fn add_event(
     kind: &str,
     detail: &str,
 ) -> rusqlite::Result<i64> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO events (ticket_id, at, actor, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![ticket, ts(now), actor, kind, detail],
-    )?;
+    )?
+    .execute(params![ticket, ts(now), actor, kind, detail])?;
     Ok(tx.last_insert_rowid())
 }
 
@@ -1128,11 +1158,8 @@ fn add_attachments(tx: &Connection, ticket: i64, mail_id: i64, verdict: &Verdict
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
-        tx.execute(
-            "INSERT INTO attachments (ticket_id, mail_id, position, name, kind, bytes, content_type)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![ticket, mail_id, i as i64, a.name, kind, a.bytes as i64, a.content_type],
-        )?;
+        tx.prepare_cached("INSERT INTO attachments (ticket_id, mail_id, position, name, kind, bytes, content_type)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(params![ticket, mail_id, i as i64, a.name, kind, a.bytes as i64, a.content_type])?;
     }
     Ok(())
 }
@@ -1148,11 +1175,9 @@ fn create_ticket(
 ) -> Result<i64> {
     let fields =
         serde_json::to_string(&verdict.fields).map_err(|e| StoreError::Other(e.to_string()))?;
-    tx.execute(
-        "INSERT INTO tickets (status, priority, impact, subject, sender, fields, created_at, updated_at, arrived_at, first_mail_id,
+    tx.prepare_cached("INSERT INTO tickets (status, priority, impact, subject, sender, fields, created_at, updated_at, arrived_at, first_mail_id,
                               accept_due, feedback_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11)",
-        params![
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11)")?.execute(params![
             status.as_str(),
             verdict.priority.as_str(),
             verdict.impact.map(|i| i.as_str()),
@@ -1164,13 +1189,9 @@ fn create_ticket(
             mail_id,
             accept_due,
             (status == Status::Feedback).then_some("mailintake"),
-        ],
-    )?;
+        ])?;
     let t = tx.last_insert_rowid();
-    tx.execute(
-        "INSERT INTO correspondence (ticket_id, direction, mail_id, at, summary) VALUES (?1, 'in', ?2, ?3, ?4)",
-        params![t, mail_id, ts(arrived_at), format!("письмо от {}: {}", verdict.sender, verdict.subject)],
-    )?;
+    tx.prepare_cached("INSERT INTO correspondence (ticket_id, direction, mail_id, at, summary) VALUES (?1, 'in', ?2, ?3, ?4)")?.execute(params![t, mail_id, ts(arrived_at), format!("письмо от {}: {}", verdict.sender, verdict.subject)])?;
     add_attachments(tx, t, mail_id, verdict)?;
     let mut detail = format!("заявка создана в статусе «{}»", status.russian());
     if !verdict.reasons.is_empty() {
@@ -1192,10 +1213,7 @@ fn add_followup(
     render: &mut dyn FnMut(&ReplyRequest<'_>) -> OutgoingMail,
     form_complete: &dyn Fn(&FormFields) -> bool,
 ) -> Result<bool> {
-    tx.execute(
-        "INSERT INTO correspondence (ticket_id, direction, mail_id, at, summary) VALUES (?1, 'in', ?2, ?3, ?4)",
-        params![t, mail_id, ts(now), format!("дополнение от {}: {}", verdict.sender, verdict.subject)],
-    )?;
+    tx.prepare_cached("INSERT INTO correspondence (ticket_id, direction, mail_id, at, summary) VALUES (?1, 'in', ?2, ?3, ?4)")?.execute(params![t, mail_id, ts(now), format!("дополнение от {}: {}", verdict.sender, verdict.subject)])?;
     add_attachments(tx, t, mail_id, verdict)?;
     add_event(
         tx,
@@ -1205,30 +1223,24 @@ fn add_followup(
         "followup",
         &format!("получено дополнение (письмо #{mail_id})"),
     )?;
-    let (status, fields): (String, String) = tx.query_row(
-        "SELECT status, fields FROM tickets WHERE id = ?1",
-        params![t],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    let (status, fields): (String, String) = tx
+        .prepare_cached("SELECT status, fields FROM tickets WHERE id = ?1")?
+        .query_row(params![t], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let status = Status::parse(&status).unwrap_or(Status::New);
     let mut merged: FormFields = serde_json::from_str(&fields).unwrap_or_default();
     merged.merge_from(&verdict.fields);
     let merged_json =
         serde_json::to_string(&merged).map_err(|e| StoreError::Other(e.to_string()))?;
-    tx.execute(
-        "UPDATE tickets SET fields = ?2, updated_at = ?3 WHERE id = ?1",
-        params![t, merged_json, ts(now)],
-    )?;
+    tx.prepare_cached("UPDATE tickets SET fields = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![t, merged_json, ts(now)])?;
     // An operator's question answered (reg. 4.8): back to «Рассматривается». Before the
     // completion rule, which is for tickets mailintake put in «Обратная связь».
     if acceptance::feedback_answered(tx, t, mail_id, now)? {
         return Ok(false);
     }
     if status == Status::Feedback && form_complete(&merged) {
-        tx.execute(
-            "UPDATE tickets SET status = 'new', updated_at = ?2 WHERE id = ?1",
-            params![t, ts(now)],
-        )?;
+        tx.prepare_cached("UPDATE tickets SET status = 'new', updated_at = ?2 WHERE id = ?1")?
+            .execute(params![t, ts(now)])?;
         add_event(
             tx,
             t,
@@ -1298,11 +1310,8 @@ fn queue_reply(
     });
     let day = now.strftime("%Y-%m-%d").to_string();
     let count: i64 = tx
-        .query_row(
-            "SELECT count FROM reply_counts WHERE address = ?1 AND day = ?2",
-            params![out.to, day],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT count FROM reply_counts WHERE address = ?1 AND day = ?2")?
+        .query_row(params![out.to, day], |r| r.get(0))
         .optional()?
         .unwrap_or(0);
     let state = if count >= limit as i64 {
@@ -1311,17 +1320,15 @@ fn queue_reply(
         "pending"
     };
     if state == "pending" {
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO reply_counts (address, day, count) VALUES (?1, ?2, 1)
              ON CONFLICT (address, day) DO UPDATE SET count = count + 1",
-            params![out.to, day],
-        )?;
+        )?
+        .execute(params![out.to, day])?;
     }
     let payload = serde_json::to_string(&out).map_err(|e| StoreError::Other(e.to_string()))?;
-    tx.execute(
-        "INSERT INTO outbox (ticket_id, mail_id, kind, recipient, message_id, payload, state, next_attempt_at, created_at, last_error)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
-        params![
+    tx.prepare_cached("INSERT INTO outbox (ticket_id, mail_id, kind, recipient, message_id, payload, state, next_attempt_at, created_at, last_error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)")?.execute(params![
             ticket,
             mail_id,
             kind.as_str(),
@@ -1331,14 +1338,10 @@ fn queue_reply(
             state,
             ts(now),
             (state == "suppressed").then(|| format!("лимит {limit} ответов в день на адрес"))
-        ],
-    )?;
+        ])?;
     let outbox_id = tx.last_insert_rowid();
     if let Some(t) = ticket {
-        tx.execute(
-            "INSERT INTO correspondence (ticket_id, direction, outbox_id, at, summary) VALUES (?1, 'out', ?2, ?3, ?4)",
-            params![t, outbox_id, ts(now), format!("ответ ({}): {}", kind.as_str(), out.subject)],
-        )?;
+        tx.prepare_cached("INSERT INTO correspondence (ticket_id, direction, outbox_id, at, summary) VALUES (?1, 'out', ?2, ?3, ?4)")?.execute(params![t, outbox_id, ts(now), format!("ответ ({}): {}", kind.as_str(), out.subject)])?;
         if state == "suppressed" {
             add_event(
                 tx,

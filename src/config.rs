@@ -26,6 +26,7 @@ pub struct Config {
     pub digest: DigestConfig,
     #[serde(default)]
     pub auth: AuthConfig,
+    #[serde(default)]
     pub web: WebConfig,
 }
 

@@ -278,6 +278,17 @@ enum TicketAction {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Write to the applicant without changing the status (a letter, threaded in the ticket).
+    Reply {
+        id: i64,
+        /// The text of the letter (it goes to the applicant as written).
+        #[arg(long)]
+        text: String,
+        #[arg(long = "as")]
+        actor: Option<String>,
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Lower the priority (and impact) — reg. 4.5, 4.9.
     Priority {
         id: i64,
@@ -912,6 +923,22 @@ fn main() -> ExitCode {
                         Timestamp::now(),
                         &mut notify,
                     )
+                },
+                actor,
+            ),
+            TicketAction::Reply {
+                id,
+                text,
+                actor,
+                config,
+            } => workflow_command(
+                &config,
+                |store, loaded, cfg, actor| {
+                    let (from, bcc) = (cfg.smtp.from.clone(), vec![cfg.copy_to()]);
+                    let mut notify = |r: workflow::NotifyRequest<'_>| {
+                        workflow::render_notification(&loaded.templates, &from, bcc.clone(), &r)
+                    };
+                    workflow::reply(store, id, &text, actor, Timestamp::now(), &mut notify)
                 },
                 actor,
             ),

@@ -1,7 +1,7 @@
 //! The web console in a real headless Chromium (driven through chromedriver by fantoccini),
 //! against the real daemon serving it (`run` with `[web] listen`), real Dovecot + Postfix on
 //! loopback and mail sent by swaks: log in, find the ticket made from the mail, open it, assign
-//! it, ask the applicant a question (the mail reaches the applicant's mailbox), see the overdue
+//! it, ask the applicant a question and reply to them (the mails reach the applicant's mailbox), see the overdue
 //! marker on an old ticket, release a quarantined mail. One server set and one browser for the
 //! whole binary; the steps run in order.
 
@@ -324,6 +324,39 @@ async fn an_operator_works_the_desk_in_chromium() {
     })
     .expect("the question in the applicant's mailbox");
     assert!(common::subject(&asked).contains(&ticket.to_string()));
+
+    // Reply to the applicant: the letter arrives in the thread, the status stays.
+    let answer = "Спасибо, кабинет нашли; исправление будет сегодня до 15:00.";
+    c.find(Locator::Id("reply-text"))
+        .await
+        .unwrap()
+        .send_keys(answer)
+        .await
+        .unwrap();
+    submit(&c, "#reply").await;
+    assert!(
+        flash(&c).await.contains("поставлен в очередь"),
+        "{}",
+        flash(&c).await
+    );
+    assert_eq!(text_of(&c, "#status").await, "Обратная связь");
+    let history = text_of(&c, "table.history").await;
+    assert!(
+        history.contains(ADMIN.0) && history.contains(answer),
+        "{history}"
+    );
+    let replied = wait_for(30, || {
+        maildir(&servers, APPLICANT, "INBOX")
+            .into_iter()
+            .find(|m| common::body_text(m).contains(answer))
+    })
+    .expect("the reply in the applicant's mailbox");
+    assert!(common::subject(&replied).contains(&format!("[Заявка #{ticket}]")));
+    assert!(common::header(&replied, "In-Reply-To").is_some());
+    assert!(
+        common::header(&replied, "Auto-Submitted").is_none(),
+        "a person's letter"
+    );
 
     // A refused change shows the workflow's reason in Russian.
     c.find(Locator::Css("#status-form select"))

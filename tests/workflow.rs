@@ -1234,3 +1234,271 @@ fn a_followup_mail_answers_the_operators_question() {
     );
     assert_eq!(d.row(auto).status, Status::New);
 }
+
+// ---- reply to the applicant --------------------------------------------------------------
+
+/// Outbox rows of kind `reply` of the ticket, as mails.
+fn replies(d: &Desk, id: i64) -> Vec<OutgoingMail> {
+    d.outbox(id)
+        .into_iter()
+        .filter(|o| o.0 == "reply")
+        .map(|o| serde_json::from_str(&o.2).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_reply_goes_to_the_applicant_in_the_thread_and_keeps_the_status() {
+    let mut d = Desk::new();
+    let id = d.ticket(Decision::Accept);
+    d.status(id, Status::Assigned, None, t(1)).unwrap();
+    let before = d.row(id);
+    let tpl = templates();
+    let mut notify = |req: NotifyRequest<'_>| {
+        render_notification(
+            &tpl,
+            "help@sevmiac.ru",
+            vec!["help@sevmiac.ru".into()],
+            &req,
+        )
+    };
+    let said = workflow::reply(
+        &mut d.store,
+        id,
+        "\r\nДобрый день! Ошибка воспроизведена,\r\nисправление будет завтра.  \n\n",
+        "  Иванов\tИ.И. ",
+        t(2),
+        &mut notify,
+    )
+    .unwrap();
+    assert!(
+        said.contains("ответ заявителю o.petrenko@sev.gov.ru поставлен в очередь"),
+        "{said}"
+    );
+
+    let r = replies(&d, id);
+    assert_eq!(r.len(), 1);
+    let m = &r[0];
+    assert_eq!(m.to, SENDER);
+    assert_eq!(m.subject, "[Заявка #1] Не формируется счет-реестр");
+    for needle in [
+        "по заявке № 1 «Не формируется счет-реестр».\n\nСтатус заявки: «Назначена».",
+        "\n\nДобрый день! Ошибка воспроизведена,\nисправление будет завтра.\n\n",
+        "Специалист: Иванов И.И.",
+        "«[Заявка #1]»",
+        "8 (8692) 41-72-22",
+    ] {
+        assert!(
+            m.text.contains(needle),
+            "missing {needle:?} in:\n{}",
+            m.text
+        );
+    }
+    // A person's letter: no Auto-Submitted, a real envelope sender (a bounce comes back).
+    assert_eq!(m.auto_submitted, AutoSubmitted::No);
+    assert!(!m.null_sender);
+    assert_eq!(m.bcc, vec!["help@sevmiac.ru".to_string()]);
+    // Threaded like the notifications: answers the applicant's mail, our confirmation in References.
+    assert_eq!(m.in_reply_to.as_deref(), Some("msg1@mail.sev.gov.ru"));
+    assert_eq!(
+        m.references.last().map(String::as_str),
+        Some("msg1@mail.sev.gov.ru")
+    );
+    assert!(
+        m.references
+            .iter()
+            .any(|r| r.starts_with("mailintake.1.accept.")),
+        "{:?}",
+        m.references
+    );
+    assert!(
+        m.message_id.starts_with("mailintake.1.reply.e"),
+        "{}",
+        m.message_id
+    );
+    // An answer to it finds the ticket.
+    let rules = RuleSet::load(&root().join("rules")).unwrap();
+    assert_eq!(rules.followup.ticket_in_message_id(&m.message_id), Some(1));
+
+    // Pending, due now, linked to the applicant's mail; a correspondence row.
+    let row = d.outbox(id).into_iter().find(|o| o.0 == "reply").unwrap();
+    assert_eq!(row.1, "pending");
+    assert_eq!(row.3, mailintake::store::ts(t(2)));
+    assert!(row.4.is_some());
+    let corr = d.store.correspondence(id).unwrap();
+    let out = corr
+        .iter()
+        .find(|c| c.reply_message_id.as_deref() == Some(m.message_id.as_str()))
+        .expect("a correspondence row");
+    assert_eq!(out.direction, "out");
+    assert!(
+        out.summary
+            .starts_with("ответ заявителю (специалист Иванов И.И.)"),
+        "{}",
+        out.summary
+    );
+
+    // The event by the actor; the ticket itself is unchanged.
+    let last = d.events(id).pop().unwrap();
+    assert_eq!(
+        last,
+        (
+            "Иванов И.И.".to_string(),
+            "reply".to_string(),
+            "ответ заявителю: Добрый день! Ошибка воспроизведена,\nисправление будет завтра."
+                .to_string()
+        )
+    );
+    let after = d.row(id);
+    assert_eq!(
+        (
+            after.status,
+            after.assignee,
+            after.accepted_at,
+            after.priority
+        ),
+        (
+            before.status,
+            before.assignee,
+            before.accepted_at,
+            before.priority
+        )
+    );
+}
+
+#[test]
+fn a_reply_ignores_the_daily_limit_of_auto_replies() {
+    let mut d = Desk::new();
+    d.uid += 1;
+    let v = d.verdict(Decision::Accept, None);
+    let id = match d.record(&v, 0, true) {
+        Outcome::NewTicket { ticket, .. } => ticket,
+        o => panic!("{o:?}"),
+    };
+    assert_eq!(d.outbox(id)[0].1, "suppressed", "the limit is used up");
+    workflow::reply(&mut d.store, id, "Ответ.", OP, t(1), &mut simple_notify).unwrap();
+    let rows = d.outbox(id);
+    assert_eq!(
+        (rows[1].0.as_str(), rows[1].1.as_str()),
+        ("reply", "pending")
+    );
+}
+
+#[test]
+fn a_reply_is_refused_for_a_closed_ticket_an_empty_or_long_text_and_no_address() {
+    let mut d = Desk::new();
+    let closed = ticket_in(&mut d, Status::Closed);
+    let open = ticket_in(&mut d, Status::InProgress);
+    let count = |d: &Desk| -> (usize, usize) {
+        let o: usize = [closed, open].iter().map(|i| d.outbox(*i).len()).sum();
+        let e: usize = [closed, open].iter().map(|i| d.events(*i).len()).sum();
+        (o, e)
+    };
+    let before = count(&d);
+    let r = |d: &mut Desk, id: i64, text: &str| {
+        refusal(workflow::reply(
+            &mut d.store,
+            id,
+            text,
+            OP,
+            t(10),
+            &mut simple_notify,
+        ))
+    };
+    let why = r(&mut d, closed, "Ответ.");
+    assert!(why.contains(&format!("Заявка #{closed} закрыта")), "{why}");
+    let why = r(&mut d, open, " \r\n\t ");
+    assert!(why.contains("Текст ответа заявителю пуст"), "{why}");
+    let long = "я".repeat(workflow::MAX_COMMENT_CHARS + 1);
+    let why = r(&mut d, open, &long);
+    assert!(
+        why.contains("слишком длинный") && why.contains("10000"),
+        "{why}"
+    );
+    let why = refusal(workflow::reply(
+        &mut d.store,
+        open,
+        "Ответ.",
+        " ",
+        t(10),
+        &mut simple_notify,
+    ));
+    assert!(why.contains("не указано"), "{why}");
+    assert!(matches!(
+        workflow::reply(&mut d.store, 999, "Ответ.", OP, t(10), &mut simple_notify),
+        Err(WorkflowError::NotFound(999))
+    ));
+    // The applicant's address is unknown (a ticket from a mail without a readable sender).
+    d.store
+        .conn()
+        .execute("UPDATE tickets SET sender = '' WHERE id = ?1", [open])
+        .unwrap();
+    let why = r(&mut d, open, "Ответ.");
+    assert!(why.contains("неизвестен адрес заявителя"), "{why}");
+    assert_eq!(count(&d), before, "a refusal writes nothing");
+}
+
+/// `mailintake ticket reply ID --text TEXT --as NAME --config FILE`: the same desk function.
+#[test]
+fn the_cli_replies_and_says_why_it_refuses() {
+    let mut d = Desk::new();
+    let id = d.ticket(Decision::Accept);
+    let closed = ticket_in(&mut d, Status::Closed);
+    let dir = d._dir.path();
+    let config = dir.join("mailintake.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[imap]\nhost = \"127.0.0.1\"\nport = 9\nsecurity = \"none\"\nusername = \"help@sevmiac.ru\"\npassword_env = \"MAILINTAKE_IMAP_PASSWORD\"\n\n\
+             [smtp]\nhost = \"127.0.0.1\"\nport = 9\nsecurity = \"none\"\nfrom = \"help@sevmiac.ru\"\n\n\
+             [store]\npath = \"{}\"\n\n[rules]\ndir = \"{}\"\n",
+            dir.join("s.db").display(),
+            root().join("rules").display()
+        ),
+    )
+    .unwrap();
+    let run = |id: i64, text: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mailintake"))
+            .args([
+                "ticket",
+                "reply",
+                &id.to_string(),
+                "--text",
+                text,
+                "--as",
+                "ivanov",
+                "--config",
+            ])
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let out = run(id, "Исправление будет завтра.");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(&format!(
+            "Заявка #{id}: ответ заявителю {SENDER} поставлен в очередь"
+        )),
+        "{said}"
+    );
+    let r = replies(&d, id);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].to, SENDER);
+    assert!(
+        r[0].text.contains("Исправление будет завтра."),
+        "{}",
+        r[0].text
+    );
+    assert!(r[0].text.contains("Специалист: ivanov"), "{}", r[0].text);
+    assert_eq!(d.events(id).pop().unwrap().0, "ivanov");
+
+    let out = run(closed, "Ещё ответ.");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("Заявка #{closed} закрыта")), "{err}");
+    assert!(replies(&d, closed).is_empty());
+}

@@ -45,8 +45,14 @@
 //! change the priority, but never above the most urgent priority the (new or current) impact
 //! allows in `rules/priority.toml`. Without an impact any priority is allowed.
 //!
-//! Every change is an event: `status`, `assigned`, `accepted`, `priority`, with the actor and a
-//! Russian detail.
+//! # Reply to the applicant
+//! [`reply`] writes to the applicant without changing the ticket: one `reply` outbox item
+//! (a person's letter, not an auto-reply: no `Auto-Submitted`, no daily limit), threaded like
+//! the notifications, a correspondence row and a `reply` event with the text. Refused for a
+//! closed ticket, an empty or too long text, and a ticket without the applicant's address.
+//!
+//! Every change is an event: `status`, `assigned`, `accepted`, `priority`, `reply`, with the
+//! actor and a Russian detail.
 
 use std::fmt;
 
@@ -55,7 +61,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 
 use crate::mail::replies::{ReplyContext, ReplyKind, Templates};
 use crate::store::acceptance::{mark_accepted, status_change};
-use crate::store::outbox::OutgoingMail;
+use crate::store::outbox::{AutoSubmitted, OutgoingMail};
 use crate::store::{add_event, ts, Status, Store, StoreError, TicketRow, SYSTEM_ACTOR};
 use crate::verdict::rules::PriorityRules;
 use crate::verdict::{Impact, Priority};
@@ -164,12 +170,15 @@ pub fn outbox_kind(kind: ReplyKind) -> &'static str {
         ReplyKind::Reject => "reject",
         ReplyKind::Completed => "completed",
         ReplyKind::Followup => "followup",
+        ReplyKind::Reply => "reply",
     }
 }
 
 /// Builds the notification mail from the templates, with the same subject rule, threading and
 /// Message-ID scheme as the auto-replies (`mailintake.<ticket>.<kind>.<nonce>@<domain of from>`),
-/// `Auto-Submitted: auto-generated`, null envelope sender, and `bcc` (normally
+/// `Auto-Submitted: auto-generated` and a null envelope sender — except for an operator's
+/// [`ReplyKind::Reply`], a person's letter: no `Auto-Submitted`, and our address as the envelope
+/// sender so a bounce comes back to the desk — and `bcc` (normally
 /// `[cfg.copy_to()]`, so the copy lands in our mailbox and is recognised as our own).
 pub fn render_notification(
     templates: &Templates,
@@ -208,7 +217,7 @@ pub fn render_notification(
         in_reply_to: req.in_reply_to.clone(),
         references: req.references.clone(),
         auto_submitted: req.kind.auto_submitted(),
-        null_sender: true,
+        null_sender: req.kind.auto_submitted() != AutoSubmitted::No,
         bcc,
     }
 }
@@ -576,6 +585,70 @@ pub fn set_priority(
     })
 }
 
+/// `ticket reply ID --text TEXT`: the operator's letter to the applicant; the status, the
+/// assignee and the deadline stay as they are. `notify` builds the mail (normally
+/// [`render_notification`] with [`ReplyKind::Reply`]).
+pub fn reply(
+    store: &mut Store,
+    id: i64,
+    text: &str,
+    actor: &str,
+    now: Timestamp,
+    notify: &mut dyn FnMut(NotifyRequest<'_>) -> OutgoingMail,
+) -> Result<String> {
+    let actor = clean_name(actor, "Имя специалиста, который вносит изменение,")?;
+    let text = match clean_comment(Some(text)) {
+        Ok(Some(t)) => t,
+        Ok(None) => return refused("Текст ответа заявителю пуст: напишите, что ему сообщить."),
+        Err(WorkflowError::Refused(_)) => {
+            return refused(format!(
+                "Ответ заявителю слишком длинный: {} знаков, допустимо {MAX_COMMENT_CHARS}.",
+                text.chars().count()
+            ))
+        }
+        Err(e) => return Err(e),
+    };
+    with_tx(store, |tx| {
+        let t = load_ticket(tx, id)?;
+        if t.status == Status::Closed {
+            return refused(format!(
+                "Заявка #{id} закрыта: ответ по ней не отправляется. {CLOSED_IS_FINAL}"
+            ));
+        }
+        if t.sender.trim().is_empty() {
+            return refused(format!(
+                "У заявки #{id} неизвестен адрес заявителя: ответить письмом нельзя."
+            ));
+        }
+        let event_id = add_event(
+            tx,
+            id,
+            now,
+            &actor,
+            "reply",
+            &format!("ответ заявителю: {text}"),
+        )?;
+        let queued = queue_notification(
+            tx,
+            &t,
+            ReplyKind::Reply,
+            Some(&text),
+            &actor,
+            event_id,
+            now,
+            notify,
+        )?;
+        // `queue_notification` only skips a mail without a recipient, refused above; should the
+        // renderer still give none, nothing is recorded as sent.
+        if !queued.starts_with("ответ заявителю") {
+            return refused(format!(
+                "У заявки #{id} неизвестен адрес заявителя: ответить письмом нельзя."
+            ));
+        }
+        Ok(sentence(format!("Заявка #{id}: {queued}")))
+    })
+}
+
 // ---- helpers ----------------------------------------------------------------------------
 
 /// Severity of an impact: the order of [`Impact::ALL`] (Нововведение … Блокирующий).
@@ -799,17 +872,28 @@ fn queue_notification(
             ticket.id,
             outbox_id,
             ts(now),
-            format!(
-                "уведомление ({kind_str}, статус «{}», специалист {operator}): {}",
-                ticket.status.russian(),
-                out.subject
-            )
+            if kind == ReplyKind::Reply {
+                format!("ответ заявителю (специалист {operator}): {}", out.subject)
+            } else {
+                format!(
+                    "уведомление ({kind_str}, статус «{}», специалист {operator}): {}",
+                    ticket.status.russian(),
+                    out.subject
+                )
+            }
         ],
     )?;
-    Ok(format!(
-        "заявителю {} поставлено в очередь уведомление #{outbox_id}",
-        out.to
-    ))
+    Ok(if kind == ReplyKind::Reply {
+        format!(
+            "ответ заявителю {} поставлен в очередь (письмо #{outbox_id})",
+            out.to
+        )
+    } else {
+        format!(
+            "заявителю {} поставлено в очередь уведомление #{outbox_id}",
+            out.to
+        )
+    })
 }
 
 #[cfg(test)]

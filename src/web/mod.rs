@@ -105,6 +105,7 @@ pub fn router(state: Arc<Console>) -> Router {
         .route("/tickets/{id}/assign", post(pages::assign))
         .route("/tickets/{id}/status", post(pages::set_status))
         .route("/tickets/{id}/priority", post(pages::set_priority))
+        .route("/tickets/{id}/reply", post(pages::reply))
         .route("/quarantine", get(pages::quarantine_list))
         .route("/quarantine/{id}", get(pages::quarantine_mail))
         .route("/quarantine/{id}/release", post(pages::quarantine_release))

@@ -651,6 +651,37 @@ pub async fn set_priority(
     after_action(&c, &a, id, r).await
 }
 
+#[derive(Deserialize)]
+pub struct ReplyForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    text: String,
+}
+
+/// «Ответить заявителю»: a letter to the applicant, the status unchanged.
+pub async fn reply(
+    State(c): St,
+    a: Authed,
+    Path(id): Path<i64>,
+    Form(f): Form<ReplyForm>,
+) -> Response {
+    if !a.csrf_ok(&f.csrf) {
+        return csrf_refused(&a);
+    }
+    let actor = a.user.clone();
+    let r = blocking(&c, move |store, daemon| {
+        let loaded = daemon.loaded.read().unwrap_or_else(|e| e.into_inner());
+        let (from, bcc) = (daemon.cfg.smtp.from.clone(), vec![daemon.cfg.copy_to()]);
+        let mut notify = |r: workflow::NotifyRequest<'_>| {
+            workflow::render_notification(&loaded.templates, &from, bcc.clone(), &r)
+        };
+        workflow::reply(store, id, &f.text, &actor, Timestamp::now(), &mut notify)
+    })
+    .await;
+    after_action(&c, &a, id, r).await
+}
+
 // ---- quarantine -----------------------------------------------------------------------------
 
 #[derive(Deserialize)]

@@ -377,6 +377,19 @@ fn init_logs(cfg: &Config) -> Result<(), String> {
     mailintake::logging::init(&cfg.log).map(|_| ())
 }
 
+/// The daemon over the config's store and rules, and the runtime `run` and `web` drive it on.
+fn daemon_and_runtime(
+    cfg: Config,
+) -> Result<(std::sync::Arc<Daemon>, tokio::runtime::Runtime), String> {
+    let daemon = std::sync::Arc::new(Daemon::new(cfg)?);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok((daemon, rt))
+}
+
 fn run_daemon(config: PathBuf, once: bool) -> ExitCode {
     let cfg = match load_config(&config) {
         Ok(c) => c,
@@ -385,16 +398,8 @@ fn run_daemon(config: PathBuf, once: bool) -> ExitCode {
     if let Err(e) = init_logs(&cfg) {
         return fail(e);
     }
-    let daemon = match Daemon::new(cfg) {
-        Ok(d) => std::sync::Arc::new(d),
-        Err(e) => return fail(e),
-    };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
+    let (daemon, rt) = match daemon_and_runtime(cfg) {
+        Ok(x) => x,
         Err(e) => return fail(e),
     };
     rt.block_on(async move {
@@ -652,16 +657,8 @@ fn run_web(config: PathBuf, listen: Option<String>) -> ExitCode {
     let Some(listen) = listen.or_else(|| cfg.web.listen.clone()) else {
         return fail("no address to serve on: set [web] listen in the config or pass --listen");
     };
-    let daemon = match Daemon::new(cfg) {
-        Ok(d) => std::sync::Arc::new(d),
-        Err(e) => return fail(e),
-    };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
+    let (daemon, rt) = match daemon_and_runtime(cfg) {
+        Ok(x) => x,
         Err(e) => return fail(e),
     };
     rt.block_on(async move {

@@ -36,6 +36,22 @@ impl Loaded {
     pub fn load(dir: &std::path::Path) -> Result<Loaded, String> {
         check_rules_dir(dir).map_err(|errors| errors.join("\n"))
     }
+
+    /// An operator's notification or letter to the applicant as `cfg` says to send it: from our
+    /// address, with a copy to our mailbox (so it is recognised as our own). The CLI and the web
+    /// console both queue theirs through this.
+    pub fn render_notification(
+        &self,
+        cfg: &Config,
+        req: &crate::desk::workflow::NotifyRequest<'_>,
+    ) -> OutgoingMail {
+        crate::desk::workflow::render_notification(
+            &self.templates,
+            &cfg.smtp.from,
+            vec![cfg.copy_to()],
+            req,
+        )
+    }
 }
 
 /// Validate every file of a rules folder (engine rules, calendar, reply templates), collecting

@@ -907,10 +907,8 @@ fn main() -> ExitCode {
                 |store, loaded, cfg, actor| {
                     let to = workflow::parse_status(&status)
                         .map_err(workflow::WorkflowError::Refused)?;
-                    let (from, bcc) = (cfg.smtp.from.clone(), vec![cfg.copy_to()]);
-                    let mut notify = |r: workflow::NotifyRequest<'_>| {
-                        workflow::render_notification(&loaded.templates, &from, bcc.clone(), &r)
-                    };
+                    let mut notify =
+                        |r: workflow::NotifyRequest<'_>| loaded.render_notification(cfg, &r);
                     workflow::set_status(
                         store,
                         id,
@@ -931,10 +929,8 @@ fn main() -> ExitCode {
             } => workflow_command(
                 &config,
                 |store, loaded, cfg, actor| {
-                    let (from, bcc) = (cfg.smtp.from.clone(), vec![cfg.copy_to()]);
-                    let mut notify = |r: workflow::NotifyRequest<'_>| {
-                        workflow::render_notification(&loaded.templates, &from, bcc.clone(), &r)
-                    };
+                    let mut notify =
+                        |r: workflow::NotifyRequest<'_>| loaded.render_notification(cfg, &r);
                     workflow::reply(store, id, &text, actor, Timestamp::now(), &mut notify)
                 },
                 actor,

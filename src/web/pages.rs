@@ -596,10 +596,8 @@ pub async fn set_status(
     let r = blocking(&c, move |store, daemon| {
         let to = workflow::parse_status(&f.status).map_err(workflow::WorkflowError::Refused)?;
         let loaded = daemon.loaded.read().unwrap_or_else(|e| e.into_inner());
-        let (from, bcc) = (daemon.cfg.smtp.from.clone(), vec![daemon.cfg.copy_to()]);
-        let mut notify = |r: workflow::NotifyRequest<'_>| {
-            workflow::render_notification(&loaded.templates, &from, bcc.clone(), &r)
-        };
+        let mut notify =
+            |r: workflow::NotifyRequest<'_>| loaded.render_notification(&daemon.cfg, &r);
         let comment = Some(f.comment.trim()).filter(|s| !s.is_empty());
         workflow::set_status(
             store,
@@ -672,10 +670,8 @@ pub async fn reply(
     let actor = a.user.clone();
     let r = blocking(&c, move |store, daemon| {
         let loaded = daemon.loaded.read().unwrap_or_else(|e| e.into_inner());
-        let (from, bcc) = (daemon.cfg.smtp.from.clone(), vec![daemon.cfg.copy_to()]);
-        let mut notify = |r: workflow::NotifyRequest<'_>| {
-            workflow::render_notification(&loaded.templates, &from, bcc.clone(), &r)
-        };
+        let mut notify =
+            |r: workflow::NotifyRequest<'_>| loaded.render_notification(&daemon.cfg, &r);
         workflow::reply(store, id, &f.text, &actor, Timestamp::now(), &mut notify)
     })
     .await;

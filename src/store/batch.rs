@@ -95,25 +95,8 @@ impl RecordBatch<'_> {
 mod tests {
     use super::*;
     use crate::store::outbox::AutoSubmitted;
-    use crate::verdict::{Decision, Priority};
-
-    fn verdict(decision: Decision, sender: &str) -> Verdict {
-        Verdict {
-            decision,
-            reasons: vec![],
-            warnings: vec![],
-            missing: vec![],
-            followup_of: None,
-            sender: sender.into(),
-            subject: "Тема".into(),
-            message_id: Some("x@y".into()),
-            priority: Priority::Normal,
-            impact: None,
-            fields: FormFields::default(),
-            attachments: vec![],
-            auth: None,
-        }
-    }
+    use crate::store::tests::verdict;
+    use crate::verdict::Decision;
 
     fn incoming<'a>(uid: u32, raw: &'a [u8]) -> Incoming<'a> {
         Incoming {

@@ -1362,7 +1362,8 @@ mod tests {
     use crate::store::outbox::AutoSubmitted;
     use crate::verdict::{Decision, Priority};
 
-    fn verdict(decision: Decision, sender: &str) -> Verdict {
+    /// A verdict with only a decision and a sender; shared with the batch tests.
+    pub(in crate::store) fn verdict(decision: Decision, sender: &str) -> Verdict {
         Verdict {
             decision,
             reasons: vec![],

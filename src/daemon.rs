@@ -477,6 +477,36 @@ impl Daemon {
         }
     }
 
+    /// Release a quarantined mail (`quarantine release`, the console's «Выпустить»): judged again
+    /// with the current rules, or accepted by the operator's word (`force`); a ticket made now
+    /// is due 8 working hours from now. The CLI and the web console both release through this.
+    pub fn release(
+        &self,
+        store: &mut Store,
+        mail_id: i64,
+        force: bool,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<crate::desk::quarantine::ReleaseOutcome, String> {
+        let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
+        let accept_due = Some(rfc3339(&loaded.calendar.accept_due(now)));
+        let mut render = |req: &ReplyRequest<'_>| self.render_reply(&loaded, req);
+        let form_complete = |f: &crate::verdict::FormFields| {
+            crate::verdict::form::missing_required(f, &loaded.rules.form).is_empty()
+        };
+        crate::desk::quarantine::release(
+            store,
+            mail_id,
+            &loaded.rules,
+            force,
+            actor,
+            now,
+            accept_due,
+            &mut render,
+            &form_complete,
+        )
+    }
+
     /// Build one reply from the templates.
     pub fn render_reply(&self, loaded: &Loaded, req: &ReplyRequest<'_>) -> OutgoingMail {
         let v = req.verdict;

@@ -16,9 +16,8 @@ use mailintake::desk::replay;
 use mailintake::desk::stats;
 use mailintake::desk::tickets;
 use mailintake::desk::workflow;
-use mailintake::store::{ReplyRequest, Status, Store};
+use mailintake::store::{Status, Store};
 use mailintake::verdict::rules::RuleSet;
-use mailintake::verdict::FormFields;
 
 #[derive(Parser)]
 #[command(
@@ -597,26 +596,7 @@ fn quarantine_release(config: PathBuf, id: i64, force: bool, actor: Option<Strin
         Ok(d) => d,
         Err(e) => return fail(e),
     };
-    let loaded = daemon.loaded.read().unwrap_or_else(|e| e.into_inner());
-    let now = Timestamp::now();
-    let accept_due = Some(mailintake::daemon::rfc3339(
-        &loaded.calendar.accept_due(now),
-    ));
-    let mut render = |req: &ReplyRequest<'_>| daemon.render_reply(&loaded, req);
-    let form_complete = |f: &FormFields| {
-        mailintake::verdict::form::missing_required(f, &loaded.rules.form).is_empty()
-    };
-    match quarantine::release(
-        &mut store,
-        id,
-        &loaded.rules,
-        force,
-        &actor,
-        now,
-        accept_due,
-        &mut render,
-        &form_complete,
-    ) {
+    match daemon.release(&mut store, id, force, &actor, Timestamp::now()) {
         Ok(outcome) => {
             print!("{}", quarantine::render_release(id, &outcome));
             if matches!(outcome, ReleaseOutcome::StillRefused { .. }) {

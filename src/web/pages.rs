@@ -16,8 +16,8 @@ use serde::Deserialize;
 use crate::desk::console::{self, AssigneeFilter, QueueQuery, StatusFilter};
 use crate::desk::quarantine::{self, ReleaseOutcome};
 use crate::desk::{stats, users, workflow};
-use crate::store::{local_time, ReplyRequest, Status};
-use crate::verdict::{FormFields, Priority};
+use crate::store::{local_time, Status};
+use crate::verdict::Priority;
 use crate::web::auth::{self, Authed, LOGIN_COOKIE, SESSION_COOKIE};
 use crate::web::views::*;
 use crate::web::{blocking, Console};
@@ -812,24 +812,7 @@ pub async fn quarantine_release(
     let force = !f.force.is_empty();
     let actor = a.user.clone();
     let r = blocking(&c, move |store, daemon| {
-        let loaded = daemon.loaded.read().unwrap_or_else(|e| e.into_inner());
-        let now = Timestamp::now();
-        let accept_due = Some(crate::daemon::rfc3339(&loaded.calendar.accept_due(now)));
-        let mut render = |req: &ReplyRequest<'_>| daemon.render_reply(&loaded, req);
-        let form_complete = |f: &FormFields| {
-            crate::verdict::form::missing_required(f, &loaded.rules.form).is_empty()
-        };
-        quarantine::release(
-            store,
-            id,
-            &loaded.rules,
-            force,
-            &actor,
-            now,
-            accept_due,
-            &mut render,
-            &form_complete,
-        )
+        daemon.release(store, id, force, &actor, Timestamp::now())
     })
     .await;
     match r {

@@ -447,10 +447,12 @@ impl Daemon {
     /// Judge a fetched batch on the judging pool ([`judge_batch`]), off the async threads.
     fn spawn_judging(&self, batch: Vec<Fetched>) -> tokio::task::JoinHandle<Vec<Judged>> {
         let loaded = self.loaded.clone();
-        let auth = self.auth.clone();
+        // With `[auth]` off nothing is looked up, so the From header is not even read for it.
+        let auth =
+            (self.cfg.auth.mode != crate::verdict::auth::AuthMode::Off).then(|| self.auth.clone());
         tokio::task::spawn_blocking(move || {
             let loaded = loaded.read().unwrap_or_else(|e| e.into_inner());
-            judge_batch(&loaded, Some(&auth), batch)
+            judge_batch(&loaded, auth.as_deref(), batch)
         })
     }
 

@@ -166,8 +166,25 @@ impl PendingMoves {
             None => self.by_folder.push((aside, vec![(uid, mail_id)])),
         }
     }
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.by_folder.iter().map(|(_, v)| v.len()).sum()
+    }
+    /// Add every mail of `other`.
+    pub(crate) fn extend(&mut self, other: PendingMoves) {
+        for (aside, items) in other.by_folder {
+            for (uid, mail_id) in items {
+                self.add(aside, uid, mail_id);
+            }
+        }
+    }
+    /// Take the mails of one folder out (`None`: nothing pending).
+    pub(crate) fn take_folder(&mut self) -> Option<(Aside, Vec<(u32, i64)>)> {
+        while let Some((aside, items)) = self.by_folder.pop() {
+            if !items.is_empty() {
+                return Some((aside, items));
+            }
+        }
+        None
     }
 }
 
@@ -183,7 +200,7 @@ fn arrival(info: &crate::mail::imap::MailInfo) -> Timestamp {
         .unwrap_or_else(Timestamp::now)
 }
 
-fn folder_for(cfg: &Config, aside: Aside) -> &str {
+pub(crate) fn folder_for(cfg: &Config, aside: Aside) -> &str {
     let f = &cfg.imap.folders;
     match aside {
         Aside::Processed => &f.processed,
@@ -252,13 +269,13 @@ impl Daemon {
     /// (judged again) or recorded-but-not-moved mails, which the next pass moves without
     /// judging them again.
     pub async fn intake_pass(
-        &self,
+        self: &Arc<Self>,
         conn: &mut ImapConn,
         uidvalidity: u32,
         store: &mut Store,
     ) -> Result<PassStats, ImapError> {
-        const MOVE_EVERY: usize = 2500;
         let started = Timestamp::now();
+        let pass_clock = std::time::Instant::now();
         let mut stats = PassStats::default();
         let clock = std::time::Instant::now();
         let list = conn.list().await?;
@@ -294,35 +311,19 @@ impl Daemon {
         self.flush_moves(conn, store, &mut moves, &mut stats)
             .await?;
 
-        // A pipeline: while batch k+1 is fetched, batch k is judged on every core and then
-        // recorded in one transaction; it is moved (with others) only after that commit.
-        let mut judging: Option<tokio::task::JoinHandle<Vec<Judged>>> = None;
-        let mut next = 0;
-        while next < new_mail.len() {
-            let previous = judging.take();
-            let (fetched, ()) = tokio::join!(self.fetch_next(conn, &new_mail, &mut next), async {
-                if let Some(handle) = previous {
-                    self.record_judged(store, uidvalidity, handle, &mut moves, &mut stats)
-                        .await;
-                }
-            });
-            let (fetched, waited) = fetched?;
-            stats.timings.fetch += waited;
-            crash_point("after_fetch");
-            if !fetched.is_empty() {
-                judging = Some(self.spawn_judging(fetched));
-            }
-            if moves.len() >= MOVE_EVERY {
-                self.flush_moves(conn, store, &mut moves, &mut stats)
-                    .await?;
-            }
-        }
-        if let Some(handle) = judging.take() {
-            self.record_judged(store, uidvalidity, handle, &mut moves, &mut stats)
+        // The new mail goes through the pipeline of [`crate::intake`]: fetched, judged on every
+        // core, recorded in one transaction per batch and set aside, all at once.
+        if !new_mail.is_empty() {
+            let (pending, failed) = self
+                .intake_new_mail(conn, uidvalidity, &new_mail, store, &mut stats)
                 .await;
+            moves = pending;
+            // Mails whose move on the second connection failed, and what the pipeline left:
+            // set aside on this connection.
+            self.flush_moves(conn, store, &mut moves, &mut stats)
+                .await?;
+            failed?;
         }
-        self.flush_moves(conn, store, &mut moves, &mut stats)
-            .await?;
         // Where a backlog's time went (at info only for a backlog: one line per IDLE wake-up
         // would be noise).
         let t = &stats.timings;
@@ -333,10 +334,12 @@ impl Daemon {
                     recorded = stats.recorded,
                     list_ms = ms(t.list),
                     fetch_ms = ms(t.fetch),
-                    judge_wait_ms = ms(t.judge_wait),
+                    judge_ms = ms(t.judge),
                     record_ms = ms(t.record),
                     commit_ms = ms(t.commit),
                     move_ms = ms(t.moves),
+                    recorded_after_ms = ms(t.recorded_after),
+                    pass_ms = ms(pass_clock.elapsed()),
                     "intake pass timings"
                 )
             };
@@ -358,7 +361,7 @@ impl Daemon {
     }
 
     /// Set aside every pending mail: one command per folder, then one transaction marking them.
-    async fn flush_moves(
+    pub(crate) async fn flush_moves(
         &self,
         conn: &mut ImapConn,
         store: &mut Store,
@@ -391,7 +394,7 @@ impl Daemon {
     /// Fetch the next batch of `new_mail` from `*next` on: one oversized mail (its header
     /// only), or up to `BATCH_MAILS` mails / `BATCH_BYTES` in one `UID FETCH`. Returns the
     /// mails and the time the fetch took.
-    async fn fetch_next(
+    pub(crate) async fn fetch_next(
         &self,
         conn: &mut ImapConn,
         new_mail: &[crate::mail::imap::MailInfo],
@@ -445,7 +448,7 @@ impl Daemon {
     }
 
     /// Judge a fetched batch on the judging pool ([`judge_batch`]), off the async threads.
-    fn spawn_judging(&self, batch: Vec<Fetched>) -> tokio::task::JoinHandle<Vec<Judged>> {
+    pub(crate) fn spawn_judging(&self, batch: Vec<Fetched>) -> tokio::task::JoinHandle<Vec<Judged>> {
         let loaded = self.loaded.clone();
         // With `[auth]` off nothing is looked up, so the From header is not even read for it.
         let auth =
@@ -454,29 +457,6 @@ impl Daemon {
             let loaded = loaded.read().unwrap_or_else(|e| e.into_inner());
             judge_batch(&loaded, auth.as_deref(), batch)
         })
-    }
-
-    /// Wait for a batch being judged, and record it ([`Daemon::record_batch`]).
-    async fn record_judged(
-        &self,
-        store: &mut Store,
-        uidvalidity: u32,
-        handle: tokio::task::JoinHandle<Vec<Judged>>,
-        moves: &mut PendingMoves,
-        stats: &mut PassStats,
-    ) {
-        let clock = std::time::Instant::now();
-        let judged = handle.await;
-        stats.timings.judge_wait += clock.elapsed();
-        match judged {
-            Ok(judged) => self.record_batch(store, uidvalidity, judged, moves, stats),
-            Err(e) => {
-                // Not expected (the engine's panics are caught per mail): the batch stays in
-                // the inbox and is judged again on the next pass.
-                tracing::error!(error = %e, "judging a batch failed; it stays in the mailbox");
-                stats.errors += 1;
-            }
-        }
     }
 
     /// Release a quarantined mail (`quarantine release`, the console's «Выпустить»): judged again
@@ -710,7 +690,7 @@ impl Daemon {
     }
 
     /// `--once`: process what is in the mailbox, send what is due, exit.
-    pub async fn run_once(&self) -> Result<PassStats, String> {
+    pub async fn run_once(self: &Arc<Self>) -> Result<PassStats, String> {
         let _lock = lock_store(&self.cfg.store.path)?;
         let settings = self.cfg.imap_settings()?;
         let mailer = self.cfg.mailer()?;

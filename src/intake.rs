@@ -1,12 +1,13 @@
-//! The intake of one fetched batch: judged on every core, recorded in one transaction.
+//! The intake of new mail: fetched, judged on every core, recorded in one transaction per
+//! batch, set aside — four stages running at once ([`Daemon::intake_new_mail`]).
 //!
 //! [`judge`] is the single place where a mail meets the engine (a check that must run before
 //! judging goes there). [`judge_batch`] runs it over a batch on a pool of scoped threads sized
-//! to the machine, while the daemon fetches the next batch; the store has one writer, the
-//! daemon's task, which records the judged batch with [`Daemon::record_batch`] in ONE
-//! transaction (one fsync per batch) and only then lets the batch be moved.
+//! to the machine; the store has one writer, a thread of its own, which records a judged batch
+//! with [`Daemon::record_batch`] in ONE transaction (one fsync per batch) and only then hands
+//! its mails on to be moved, on a second IMAP connection while the intake one fetches.
 //!
-//! Nothing here does I/O but the store writes in `record_batch`; nothing logs body text.
+//! Nothing here logs body text.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -14,7 +15,12 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
-use crate::daemon::{crash_point, Daemon, Loaded, PassStats, PendingMoves};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::daemon::{crash_point, folder_for, Daemon, Loaded, PassStats, PendingMoves};
+use crate::mail::imap::{ImapConn, ImapError, MailInfo};
 use crate::mail::auth::{AuthStep, IntakeAuth};
 use crate::store::{Aside, Incoming, Outcome, ReplyRequest, Store};
 use crate::verdict::auth::SenderAuth;
@@ -22,19 +28,34 @@ use crate::verdict::engine;
 use crate::verdict::rules::RuleSet;
 use crate::verdict::{Decision, FormFields, Verdict};
 
-/// Time an intake pass waited on each step (the judging pool's own time is hidden behind the
-/// fetch; `judge_wait` is what was left to wait for).
+/// Time an intake pass spent on each stage. The stages run at the same time (see
+/// [`Daemon::intake_new_mail`]), so the times add up to more than the pass took.
 #[derive(Debug, Default, Clone)]
 pub struct PassTimings {
     pub list: Duration,
+    /// `UID FETCH` of the batches.
     pub fetch: Duration,
-    pub judge_wait: Duration,
+    /// The judging pool on the batches.
+    pub judge: Duration,
     /// Writing the rows of the batches (reply rendering included), before their commits.
     pub record: Duration,
     /// The commits: one fsync of the WAL per batch.
     pub commit: Duration,
     /// `UID MOVE` (or COPY + STORE + EXPUNGE) and marking the mails set aside.
     pub moves: Duration,
+    /// From the start of the pipeline to the commit of its last batch: when every ticket of
+    /// the pass was in the queue and every reply queued.
+    pub recorded_after: Duration,
+}
+
+/// What the store writer did in one pass.
+#[derive(Debug, Default)]
+struct WriterStats {
+    recorded: usize,
+    errors: usize,
+    record: Duration,
+    commit: Duration,
+    last_commit: Duration,
 }
 
 /// A mail as fetched: the whole mail, or only its header block when it is too large.
@@ -180,7 +201,234 @@ pub fn judge_batch(loaded: &Loaded, auth: Option<&IntakeAuth>, batch: Vec<Fetche
         .collect()
 }
 
+/// A pass with at least this many new mails sets them aside on a second IMAP connection while
+/// the rest is still being fetched; a smaller one (an IDLE wake-up) moves them at the end on the
+/// intake connection, without the cost of another login.
+const SECOND_CONNECTION_FROM: usize = 32;
+
 impl Daemon {
+    /// The intake of a pass's new mail, as a pipeline of four stages that run at once:
+    ///
+    /// 1. **fetch** (this task, the intake connection): one `UID FETCH` per batch
+    ///    ([`Daemon::fetch_next`]);
+    /// 2. **judge**: each batch on the judging pool ([`judge_batch`], every core);
+    /// 3. **record**: the one store writer, on its own thread and store connection: a batch in
+    ///    ONE transaction ([`Daemon::record_batch`]); only committed mails go on to
+    /// 4. **set aside**: `UID MOVE` on a second IMAP connection, taking whatever was committed
+    ///    since its last command (for a small pass, or when that connection fails: nothing is
+    ///    moved here and the caller moves the returned mails on the intake connection).
+    ///
+    /// Channels between the stages hold one batch each, so at most about five batches are in
+    /// memory. The promise of the store is kept: a mail is moved only after its row is durable;
+    /// a crash at any point leaves either unrecorded mails in the inbox (judged again) or
+    /// recorded ones (moved by the next pass without being judged again).
+    ///
+    /// Returns the mails still to be set aside and the fetch's error, if any (the stages after
+    /// it finish what they already have first).
+    pub(crate) async fn intake_new_mail(
+        self: &Arc<Self>,
+        conn: &mut ImapConn,
+        uidvalidity: u32,
+        new_mail: &[MailInfo],
+        store: &mut Store,
+        stats: &mut PassStats,
+    ) -> (PendingMoves, Result<(), ImapError>) {
+        let started = Instant::now();
+        let mut mover = if new_mail.len() >= SECOND_CONNECTION_FROM {
+            self.mover_connection(uidvalidity).await
+        } else {
+            None
+        };
+        let (fetched_tx, mut fetched_rx) = mpsc::channel::<Vec<Fetched>>(1);
+        let (judged_tx, judged_rx) = mpsc::channel::<Vec<Judged>>(1);
+        let (moves_tx, mut moves_rx) = mpsc::unbounded_channel::<PendingMoves>();
+        let writer = self.spawn_writer(uidvalidity, judged_rx, moves_tx, started);
+
+        let fetching = async {
+            let mut waited = Duration::ZERO;
+            let mut next = 0;
+            while next < new_mail.len() {
+                let (fetched, took) = self.fetch_next(conn, new_mail, &mut next).await?;
+                waited += took;
+                crash_point("after_fetch");
+                if !fetched.is_empty() && fetched_tx.send(fetched).await.is_err() {
+                    break; // the stages after this one stopped (logged there)
+                }
+            }
+            drop(fetched_tx);
+            Ok::<Duration, ImapError>(waited)
+        };
+        let judging = async {
+            let mut busy = Duration::ZERO;
+            while let Some(batch) = fetched_rx.recv().await {
+                let clock = Instant::now();
+                let judged = self.spawn_judging(batch).await;
+                busy += clock.elapsed();
+                match judged {
+                    Ok(judged) => {
+                        if judged_tx.send(judged).await.is_err() {
+                            break;
+                        }
+                    }
+                    // Not expected (the engine's panics are caught per mail): the batch stays
+                    // in the inbox and is judged again on the next pass.
+                    Err(e) => {
+                        tracing::error!(error = %e, "judging a batch failed; it stays in the mailbox")
+                    }
+                }
+            }
+            drop(judged_tx);
+            busy
+        };
+        let moving = async {
+            let mut pending = PendingMoves::default();
+            let mut moved: Vec<i64> = Vec::new();
+            let mut took = Duration::ZERO;
+            while let Some(committed) = moves_rx.recv().await {
+                pending.extend(committed);
+                let Some(c) = mover.as_mut() else { continue };
+                // Whatever else was committed meanwhile goes with this round.
+                while let Ok(more) = moves_rx.try_recv() {
+                    pending.extend(more);
+                }
+                let clock = Instant::now();
+                if let Err(e) = self.move_pending(c, &mut pending, &mut moved).await {
+                    tracing::warn!(error = %e, "setting mails aside on the second IMAP connection failed; the intake connection does it");
+                    mover = None;
+                }
+                took += clock.elapsed();
+            }
+            (pending, moved, took)
+        };
+        let (fetched, judge_busy, (pending, moved, move_took)) =
+            tokio::join!(fetching, judging, moving);
+        let written = writer.await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the store writer stopped; unrecorded mails stay in the mailbox");
+            WriterStats::default()
+        });
+        if let Some(c) = mover {
+            c.logout().await;
+        }
+        if !moved.is_empty() {
+            if let Err(e) = store.mark_set_aside_many(&moved, Timestamp::now()) {
+                // The next pass finds them gone from the inbox and marks them then.
+                tracing::error!(error = %e, "cannot mark mails as set aside");
+            }
+        }
+        let t = &mut stats.timings;
+        t.judge += judge_busy;
+        t.record += written.record;
+        t.commit += written.commit;
+        t.moves += move_took;
+        t.recorded_after = written.last_commit;
+        stats.recorded += written.recorded;
+        stats.errors += written.errors;
+        stats.set_aside += moved.len();
+        match fetched {
+            Ok(waited) => {
+                stats.timings.fetch += waited;
+                (pending, Ok(()))
+            }
+            Err(e) => (pending, Err(e)),
+        }
+    }
+
+    /// A second connection to the intake mailbox, for setting mails aside while the intake
+    /// connection fetches. `None` (logged) when it cannot be had or sees another UIDVALIDITY.
+    async fn mover_connection(&self, uidvalidity: u32) -> Option<ImapConn> {
+        let settings = self.cfg.imap_settings().ok()?;
+        let trust = self.cfg.imap_trust().ok()?;
+        let connected = async {
+            let mut c = ImapConn::connect_trusting(&settings, &trust).await?;
+            let v = c.select(&self.cfg.imap.mailbox).await?;
+            Ok::<_, ImapError>((c, v))
+        };
+        match connected.await {
+            Ok((c, v)) if v == uidvalidity => Some(c),
+            Ok((c, _)) => {
+                tracing::warn!("UIDVALIDITY changed under the intake; mails are set aside on the intake connection");
+                c.logout().await;
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no second IMAP connection; mails are set aside on the intake connection");
+                None
+            }
+        }
+    }
+
+    /// Set aside every pending mail on `conn`: one command per folder. The ids of the mails
+    /// moved are added to `moved`; on an error, what was not moved stays in `pending`.
+    async fn move_pending(
+        &self,
+        conn: &mut ImapConn,
+        pending: &mut PendingMoves,
+        moved: &mut Vec<i64>,
+    ) -> Result<(), ImapError> {
+        while let Some((aside, items)) = pending.take_folder() {
+            let folder = folder_for(&self.cfg, aside);
+            let uids: Vec<u32> = items.iter().map(|(uid, _)| *uid).collect();
+            crash_point("before_move");
+            match conn
+                .set_aside_many(&uids, folder, &self.cfg.imap.folders.keyword)
+                .await
+            {
+                Ok(how) => {
+                    crash_point("after_move");
+                    tracing::debug!(count = uids.len(), folder = %folder, how = ?how, "set aside");
+                    moved.extend(items.iter().map(|(_, id)| *id));
+                }
+                Err(e) => {
+                    for (uid, id) in items {
+                        pending.add(aside, uid, id);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The store writer: its own thread and store connection (the intake's store is not
+    /// written meanwhile), recording each judged batch in one transaction and handing what it
+    /// committed on to be set aside.
+    fn spawn_writer(
+        self: &Arc<Self>,
+        uidvalidity: u32,
+        mut judged: mpsc::Receiver<Vec<Judged>>,
+        committed: mpsc::UnboundedSender<PendingMoves>,
+        started: Instant,
+    ) -> tokio::task::JoinHandle<WriterStats> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut out = WriterStats::default();
+            let mut store = match me.open_store() {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot open the store; the mails stay in the mailbox");
+                    while let Some(batch) = judged.blocking_recv() {
+                        out.errors += batch.len();
+                    }
+                    return out;
+                }
+            };
+            while let Some(batch) = judged.blocking_recv() {
+                let mut stats = PassStats::default();
+                let mut moves = PendingMoves::default();
+                me.record_batch(&mut store, uidvalidity, batch, &mut moves, &mut stats);
+                out.recorded += stats.recorded;
+                out.errors += stats.errors;
+                out.record += stats.timings.record;
+                out.commit += stats.timings.commit;
+                out.last_commit = started.elapsed();
+                if moves.len() > 0 {
+                    let _ = committed.send(moves);
+                }
+            }
+            out
+        })
+    }
+
     /// Record a judged batch in one transaction, then (after the commit) add its mails to the
     /// pending moves. A mail that fails is logged and counted and stays in the inbox; a failed
     /// commit leaves the whole batch there, to be judged again on the next pass.

@@ -433,6 +433,12 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Recording a mail runs under a SAVEPOINT (see `batch`), and SQLite copies every page
+        // the savepoint changes into a statement journal, a temporary FILE once it passes
+        // 64 KiB: tens of KiB a mail, written through the kernel for nothing (perf: a third of
+        // the writer's time in a backlog). In memory it costs a memcpy; it never outlives the
+        // transaction, so durability is unchanged.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         let mut store = Store { conn };
         store.migrate()?;
         Ok(store)

@@ -206,6 +206,11 @@ pub fn judge_batch(loaded: &Loaded, auth: Option<&IntakeAuth>, batch: Vec<Fetche
 /// intake connection, without the cost of another login.
 const SECOND_CONNECTION_FROM: usize = 32;
 
+/// The second connection moves mails in rounds of at least this many (the rest at the end):
+/// each round makes Dovecot rescan the inbox's maildir in both sessions, so a round per batch
+/// would cost more than the moves themselves.
+const MOVE_AT_LEAST: usize = 2000;
+
 impl Daemon {
     /// The intake of a pass's new mail, as a pipeline of four stages that run at once:
     ///
@@ -290,6 +295,9 @@ impl Daemon {
                 // Whatever else was committed meanwhile goes with this round.
                 while let Ok(more) = moves_rx.try_recv() {
                     pending.extend(more);
+                }
+                if pending.len() < MOVE_AT_LEAST && !moves_rx.is_closed() {
+                    continue;
                 }
                 let clock = Instant::now();
                 if let Err(e) = self.move_pending(c, &mut pending, &mut moved).await {

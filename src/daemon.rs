@@ -448,7 +448,10 @@ impl Daemon {
     }
 
     /// Judge a fetched batch on the judging pool ([`judge_batch`]), off the async threads.
-    pub(crate) fn spawn_judging(&self, batch: Vec<Fetched>) -> tokio::task::JoinHandle<Vec<Judged>> {
+    pub(crate) fn spawn_judging(
+        &self,
+        batch: Vec<Fetched>,
+    ) -> tokio::task::JoinHandle<Vec<Judged>> {
         let loaded = self.loaded.clone();
         // With `[auth]` off nothing is looked up, so the From header is not even read for it.
         let auth =

@@ -20,8 +20,8 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::daemon::{crash_point, folder_for, Daemon, Loaded, PassStats, PendingMoves};
-use crate::mail::imap::{ImapConn, ImapError, MailInfo};
 use crate::mail::auth::{AuthStep, IntakeAuth};
+use crate::mail::imap::{ImapConn, ImapError, MailInfo};
 use crate::store::{Aside, Incoming, Outcome, ReplyRequest, Store};
 use crate::verdict::auth::SenderAuth;
 use crate::verdict::engine;

@@ -344,7 +344,7 @@ fn oversized_mail_is_not_downloaded(s: &Servers) {
     let db = rusqlite::Connection::open(work.path().join("mailintake.db")).unwrap();
     let (headers_only, len): (bool, i64) = db
         .query_row(
-            "SELECT headers_only, length(raw) FROM mails WHERE outcome = 'rejected'",
+            "SELECT m.headers_only, length(r.raw) FROM mails m JOIN mail_raw r ON r.mail_id = m.id WHERE m.outcome = 'rejected'",
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )

@@ -545,7 +545,10 @@ struct Ledger {
 fn ledger(work: &Path) -> Ledger {
     let c = db(work);
     let mut st = c
-        .prepare("SELECT id, outcome, decision, raw, set_aside_at IS NULL FROM mails ORDER BY id")
+        .prepare(
+            "SELECT m.id, m.outcome, m.decision, r.raw, m.set_aside_at IS NULL
+             FROM mails m JOIN mail_raw r ON r.mail_id = m.id ORDER BY m.id",
+        )
         .unwrap();
     let mut l = Ledger::default();
     let rows = st
@@ -1417,7 +1420,8 @@ fn uidvalidity_change(w: &mut World) {
     let old_raws: Vec<Vec<u8>> = {
         let mut st = c
             .prepare(
-                "SELECT raw FROM mails WHERE outcome NOT IN ('duplicate','own_reply') ORDER BY id",
+                "SELECT r.raw FROM mails m JOIN mail_raw r ON r.mail_id = m.id
+                 WHERE m.outcome NOT IN ('duplicate','own_reply') ORDER BY m.id",
             )
             .unwrap();
         let rows = st.query_map([], |r| r.get::<_, Vec<u8>>(0)).unwrap();

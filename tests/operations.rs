@@ -440,15 +440,20 @@ fn prune_cuts_old_raw_mail_to_headers_and_vacuums() {
             v
         };
         c.execute(
-            "UPDATE mails SET raw = ?1",
+            "UPDATE mail_raw SET raw = ?1",
             [body("Subject: test\r\n\r\n", 4 << 20)],
         )
         .unwrap();
         c.execute(
             "INSERT INTO mails (mailbox, uidvalidity, uid, sha256, size, arrived_at, processed_at, decision, outcome,
-                                reasons, verdict, sender, subject, raw, aside)
+                                reasons, verdict, sender, subject, aside)
              VALUES ('INBOX', 1700000000, 3, 'aa03', 2097152, '2026-01-13T07:00:00.000Z', '2026-01-13T07:00:01.000Z',
-                     'reject', 'rejected', 'sender_domain', '{}', 'x@example.com', 'spam', ?1, 'rejected')",
+                     'reject', 'rejected', 'sender_domain', '{}', 'x@example.com', 'spam', 'rejected')",
+            [],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO mail_raw (mail_id, raw) VALUES (last_insert_rowid(), ?1)",
             [body("From: x@example.com\n\n", 2 << 20)],
         )
         .unwrap();
@@ -478,9 +483,11 @@ fn prune_cuts_old_raw_mail_to_headers_and_vacuums() {
     assert!(out.contains("VACUUM: "), "{out}");
     let c = peek(&db);
     let raw_len = |id: i64| -> i64 {
-        c.query_row("SELECT length(raw) FROM mails WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
+        c.query_row(
+            "SELECT length(raw) FROM mail_raw WHERE mail_id = ?1",
+            [id],
+            |r| r.get(0),
+        )
         .unwrap()
     };
     assert_eq!(raw_len(1), "Subject: test\r\n\r\n".len() as i64);

@@ -172,7 +172,8 @@ fn mail_row(store: &Store, id: i64) -> Result<MailRow, String> {
         .conn()
         .query_row(
             "SELECT id, mailbox, uidvalidity, uid, message_id, sha256, size, arrived_at, processed_at,
-                    decision, outcome, reasons, verdict, sender, subject, ticket_id, raw, headers_only
+                    decision, outcome, reasons, verdict, sender, subject, ticket_id,
+                    (SELECT raw FROM mail_raw WHERE mail_id = mails.id), headers_only
              FROM mails WHERE id = ?1",
             params![id],
             |r| {

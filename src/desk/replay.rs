@@ -169,7 +169,8 @@ pub fn replay(
     let mut report = ReplayReport::default();
     let mut st = conn
         .prepare(&format!(
-            "SELECT id, arrived_at, sender, subject, decision, reasons, raw, headers_only, size,
+            "SELECT id, arrived_at, sender, subject, decision, reasons,
+                    (SELECT raw FROM mail_raw WHERE mail_id = mails.id), headers_only, size,
                     json_extract(verdict, '$.auth')
              FROM mails WHERE {REPLAYED} ORDER BY id"
         ))

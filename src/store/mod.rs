@@ -251,7 +251,7 @@ pub struct Store {
 }
 
 /// The newest schema this binary knows (`mailintake --version` prints it).
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 const MIGRATIONS: &[&str] = &[
     // 1: the first schema.
@@ -388,6 +388,17 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX mails_message_id ON mails (message_id);
     CREATE INDEX mails_not_set_aside ON mails (mailbox, uidvalidity) WHERE set_aside_at IS NULL;
+    "#,
+    // 6: the raw mail in a table of its own. SQLite rewrites a whole row, overflow pages
+    // included, on every UPDATE: marking a mail set aside or linking its ticket copied its raw
+    // bytes again (perf: the largest single cost of recording a backlog).
+    r#"
+    CREATE TABLE mail_raw (
+        mail_id INTEGER PRIMARY KEY REFERENCES mails(id),
+        raw BLOB NOT NULL
+    );
+    INSERT INTO mail_raw (mail_id, raw) SELECT id, raw FROM mails;
+    ALTER TABLE mails DROP COLUMN raw;
     "#,
 ];
 
@@ -603,8 +614,8 @@ impl Store {
                            ticket: Option<i64>|
          -> Result<i64> {
             tx.prepare_cached("INSERT INTO mails (mailbox, uidvalidity, uid, message_id, sha256, size, arrived_at, processed_at,
-                                    decision, outcome, reasons, verdict, sender, subject, ticket_id, raw, headers_only, aside)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)")?.execute(params![
+                                    decision, outcome, reasons, verdict, sender, subject, ticket_id, headers_only, aside)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)")?.execute(params![
                     mail.mailbox,
                     mail.uidvalidity,
                     mail.uid,
@@ -620,11 +631,13 @@ impl Store {
                     verdict.sender,
                     verdict.subject,
                     ticket,
-                    mail.raw,
                     mail.headers_only,
                     aside.as_str(),
                 ])?;
-            Ok(tx.last_insert_rowid())
+            let id = tx.last_insert_rowid();
+            tx.prepare_cached("INSERT INTO mail_raw (mail_id, raw) VALUES (?1, ?2)")?
+                .execute(params![id, mail.raw])?;
+            Ok(id)
         };
         if let Some((of_mail, aside)) = dup {
             let aside = Aside::parse(&aside).unwrap_or(Aside::Processed);
@@ -1010,7 +1023,7 @@ impl Store {
         Ok(self
             .conn
             .query_row(
-                "SELECT raw FROM mails WHERE id = ?1",
+                "SELECT raw FROM mail_raw WHERE mail_id = ?1",
                 params![mail_id],
                 |r| r.get(0),
             )

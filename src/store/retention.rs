@@ -77,7 +77,8 @@ pub fn prune_raw(store: &mut Store, cutoff: Timestamp, now: Timestamp) -> Result
         for (id, of_ticket) in batch {
             let raw: Option<Vec<u8>> = tx
                 .query_row(
-                    "SELECT raw FROM mails WHERE id = ?1 AND raw_pruned_at IS NULL",
+                    "SELECT r.raw FROM mails m JOIN mail_raw r ON r.mail_id = m.id
+                     WHERE m.id = ?1 AND m.raw_pruned_at IS NULL",
                     params![id],
                     |r| r.get(0),
                 )
@@ -85,8 +86,12 @@ pub fn prune_raw(store: &mut Store, cutoff: Timestamp, now: Timestamp) -> Result
             let Some(raw) = raw else { continue };
             let head = header_block(&raw);
             tx.execute(
-                "UPDATE mails SET raw = ?2, headers_only = 1, raw_pruned_at = ?3 WHERE id = ?1",
-                params![id, head, ts(now)],
+                "UPDATE mail_raw SET raw = ?2 WHERE mail_id = ?1",
+                params![id, head],
+            )?;
+            tx.execute(
+                "UPDATE mails SET headers_only = 1, raw_pruned_at = ?2 WHERE id = ?1",
+                params![id, ts(now)],
             )?;
             out.bytes += (raw.len() - head.len()) as u64;
             if *of_ticket {
@@ -119,8 +124,8 @@ pub fn size(store: &Store) -> Result<StoreSize> {
     let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
     let free: i64 = c.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
     let (raw, pruned): (i64, i64) = c.query_row(
-        "SELECT COALESCE(SUM(CASE WHEN raw_pruned_at IS NULL THEN length(raw) END), 0),
-                COUNT(raw_pruned_at) FROM mails",
+        "SELECT COALESCE(SUM(CASE WHEN m.raw_pruned_at IS NULL THEN length(r.raw) END), 0),
+                COUNT(m.raw_pruned_at) FROM mails m LEFT JOIN mail_raw r ON r.mail_id = m.id",
         [],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;

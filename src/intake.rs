@@ -247,7 +247,13 @@ impl Daemon {
         let (fetched_tx, mut fetched_rx) = mpsc::channel::<Vec<Fetched>>(1);
         let (judged_tx, judged_rx) = mpsc::channel::<Vec<Judged>>(1);
         let (moves_tx, mut moves_rx) = mpsc::unbounded_channel::<PendingMoves>();
-        let writer = self.spawn_writer(uidvalidity, judged_rx, moves_tx, started);
+        let writer = self.spawn_writer(
+            uidvalidity,
+            judged_rx,
+            moves_tx,
+            started,
+            new_mail.len() >= SECOND_CONNECTION_FROM,
+        );
 
         let fetching = async {
             let mut waited = Duration::ZERO;
@@ -398,17 +404,21 @@ impl Daemon {
     }
 
     /// The store writer: its own thread and store connection (the intake's store is not
-    /// written meanwhile), recording each judged batch in one transaction and handing what it
-    /// committed on to be set aside.
+    /// written meanwhile), recording the judged batches in one transaction each — or two
+    /// together when the writer is behind (one fsync fewer) — and handing what it committed on
+    /// to be set aside. For a backlog, a checkpointer thread copies the WAL into the database
+    /// meanwhile, so that copy is not made inside the writer's commits.
     fn spawn_writer(
         self: &Arc<Self>,
         uidvalidity: u32,
         mut judged: mpsc::Receiver<Vec<Judged>>,
         committed: mpsc::UnboundedSender<PendingMoves>,
         started: Instant,
+        backlog: bool,
     ) -> tokio::task::JoinHandle<WriterStats> {
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
+            let checkpointer = backlog.then(|| me.spawn_checkpointer()).flatten();
             let mut out = WriterStats::default();
             let mut store = match me.open_store() {
                 Ok(s) => s,
@@ -420,7 +430,15 @@ impl Daemon {
                     return out;
                 }
             };
-            while let Some(batch) = judged.blocking_recv() {
+            if checkpointer.is_some() {
+                if let Err(e) = store.leave_checkpoints(true) {
+                    tracing::warn!(error = %e, "cannot leave checkpoints to the checkpointer");
+                }
+            }
+            while let Some(mut batch) = judged.blocking_recv() {
+                if let Ok(more) = judged.try_recv() {
+                    batch.extend(more);
+                }
                 let mut stats = PassStats::default();
                 let mut moves = PendingMoves::default();
                 me.record_batch(&mut store, uidvalidity, batch, &mut moves, &mut stats);
@@ -432,9 +450,46 @@ impl Daemon {
                 if moves.len() > 0 {
                     let _ = committed.send(moves);
                 }
+                if let Some((wake, _)) = &checkpointer {
+                    let _ = wake.send(());
+                }
+            }
+            if let Some((wake, thread)) = checkpointer {
+                drop(wake);
+                let _ = thread.join();
             }
             out
         })
+    }
+
+    /// A thread with its own store connection that checkpoints the WAL (PASSIVE) after the
+    /// writer's commits, and once more when the writer is done (its sender dropped).
+    fn spawn_checkpointer(
+        &self,
+    ) -> Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)> {
+        let store = match self.open_store() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "no checkpointer; the writer checkpoints");
+                return None;
+            }
+        };
+        let (wake, woken) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("checkpointer".into())
+            .spawn(move || {
+                let mut go_on = true;
+                while go_on {
+                    go_on = woken.recv().is_ok();
+                    // Commits made meanwhile are copied by this one checkpoint.
+                    while woken.try_recv().is_ok() {}
+                    if let Err(e) = store.checkpoint() {
+                        tracing::warn!(error = %e, "checkpoint failed; the next one copies more");
+                    }
+                }
+            })
+            .ok()?;
+        Some((wake, thread))
     }
 
     /// Record a judged batch in one transaction, then (after the commit) add its mails to the

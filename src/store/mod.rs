@@ -480,6 +480,22 @@ impl Store {
             .query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 
+    /// Let commits on this connection leave checkpointing to someone else (`false`: SQLite's
+    /// default, a checkpoint by the commit that grows the WAL past 1000 pages).
+    pub fn leave_checkpoints(&self, leave: bool) -> Result<()> {
+        self.conn
+            .pragma_update(None, "wal_autocheckpoint", if leave { 0 } else { 1000 })?;
+        Ok(())
+    }
+
+    /// Copy what is committed in the WAL into the database file without waiting for anyone
+    /// (`PRAGMA wal_checkpoint(PASSIVE)`): writers go on meanwhile.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     pub fn conn(&self) -> &Connection {
         &self.conn
     }

@@ -21,8 +21,9 @@
 //!   buffer and discarded, within a budget of `archive_max_unpacked + 1` bytes for the whole
 //!   archive: that is how archives that lie about sizes, CRC errors and truncation are found.
 //!   Nothing is ever extracted to disk. RAR is the one exception to "no I/O": the `unrar` library
-//!   reads from a path, so the bytes go to a file in a private temporary directory, removed when
-//!   the inspection ends (on every path, errors and panics included).
+//!   reads from a path, so the bytes go to an anonymous in-memory file (memfd, read as
+//!   `/proc/self/fd/N`) or, where there is none, to a file in a private temporary directory;
+//!   either is gone when the inspection ends (on every path, errors and panics included).
 //!
 //! # Never panics
 //! Every input is handled without panicking: slicing is checked, and each third-party archive
@@ -1144,28 +1145,16 @@ fn scan_7z(data: &[u8], scan: &mut Scan<'_>) {
 static RAR_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn scan_rar(data: &[u8], scan: &mut Scan<'_>) {
-    use std::io::Write;
     use unrar::error::Code as RarCode;
 
     let _one_at_a_time = RAR_LOCK
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
 
-    // unrar reads from a path. A private directory, so that no neighbour is taken for the next
-    // volume of a multi-volume archive; removed with everything in it when `dir` drops.
-    let dir = match tempfile::Builder::new().prefix("mailintake-rar-").tempdir() {
-        Ok(d) => d,
-        Err(_) => {
-            scan.corrupt = true;
-            return;
-        }
-    };
-    let path = dir.path().join("attachment.rar");
-    let written = std::fs::File::create(&path).and_then(|mut f| f.write_all(data));
-    if written.is_err() {
+    let Some((path, keep)) = rar_path(data) else {
         scan.corrupt = true;
         return;
-    }
+    };
     let locked = |code: RarCode| matches!(code, RarCode::MissingPassword | RarCode::BadPassword);
 
     let listing = match unrar::Archive::new(&path).open_for_listing() {
@@ -1286,9 +1275,45 @@ fn scan_rar(data: &[u8], scan: &mut Scan<'_>) {
             }
         }
     }
-    // The archive handle closes before the directory goes (declaration order, made explicit).
+    // The archive handle closes before the file goes (declaration order, made explicit).
     drop(cursor);
-    drop(dir);
+    drop(keep);
+}
+
+/// What keeps a RAR's bytes reachable by path while unrar reads them.
+enum RarFile {
+    Memory { _file: std::fs::File },
+    Disk { _dir: tempfile::TempDir },
+}
+
+/// unrar reads from a path. First choice: an anonymous in-memory file (memfd), reachable as
+/// `/proc/self/fd/N` — no directory made and removed on disk per archive, which cost more than
+/// unrar itself (ext4 inode allocation). Where memfd or /proc is not there, a private temporary
+/// directory, so that no neighbour is taken for the next volume of a multi-volume archive.
+/// (unrar names a next volume `…/N.rar` or `…/N.partK.rar`, which /proc/self/fd never holds.)
+fn rar_path(data: &[u8]) -> Option<(std::path::PathBuf, RarFile)> {
+    use std::io::Write;
+    use std::os::fd::{AsRawFd, FromRawFd};
+
+    // SAFETY: memfd_create takes a NUL-terminated name and flags; a non-negative result is a
+    // new file descriptor that nothing else owns.
+    let fd = unsafe { libc::memfd_create(c"mailintake-rar".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd >= 0 {
+        let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+        let path = std::path::PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        if file.write_all(data).is_ok() && path.exists() {
+            return Some((path, RarFile::Memory { _file: file }));
+        }
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("mailintake-rar-")
+        .tempdir()
+        .ok()?;
+    let path = dir.path().join("attachment.rar");
+    std::fs::File::create(&path)
+        .and_then(|mut f| f.write_all(data))
+        .ok()?;
+    Some((path, RarFile::Disk { _dir: dir }))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -724,18 +724,7 @@ fn fold(s: &str) -> String {
 
 /// Lowercase, Ё → Е, spaces collapsed, surrounding spaces and a final `.`/`!`/`;`/`,` removed.
 fn norm_value(s: &str) -> String {
-    let lower = s.to_lowercase();
-    let mut out = String::with_capacity(lower.len());
-    for word in lower.split_whitespace() {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        if word.contains('ё') {
-            out.push_str(&word.replace('ё', "е"));
-        } else {
-            out.push_str(word);
-        }
-    }
+    let mut out = collapse_spaces(&fold(&s.to_lowercase()));
     let end = out.trim_end_matches(['.', '!', ';', ',']).trim_end().len();
     out.truncate(end);
     out
@@ -825,7 +814,14 @@ fn clean_inline(s: &str) -> String {
 }
 
 fn collapse_spaces(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    let mut out = String::with_capacity(s.len());
+    for word in s.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
 }
 
 /// Trailing `,` `;` `:` go; a trailing `.` goes too unless it ends an initial ("Т.А.").
